@@ -1,0 +1,227 @@
+"""Run configuration: YAML files validated by Pydantic, with ``--set section.key=value`` overrides.
+
+The top-level :class:`Config` has one section per stage of the pipeline. Models get their own config
+dataclass (``seqrec.models.<name>.<Name>Config``), built from ``model.size`` (a preset) plus any other keys of
+the ``model`` section, so a model never sees a god object. Every error names the offending key in one line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from seqrec.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SyntheticConfig(_Section):
+    num_users: int = Field(2000, ge=1)  # users generated
+    num_items: int = Field(1000, ge=2)  # catalogue size
+    mean_length: float = Field(40.0, gt=1)  # mean interactions per user (lengths are drawn around it)
+    min_length: int = Field(5, ge=1)  # shortest user sequence
+    popularity_exponent: float = Field(1.0, ge=0)  # Zipf exponent of item popularity
+    num_topics: int = Field(20, ge=1)  # latent user tastes / item clusters
+    transition_strength: float = Field(0.6, ge=0, le=1)  # share of next items drawn from item-to-item transitions
+
+
+class DataConfig(_Section):
+    name: str = "synthetic"  # named dataset (synthetic, ml-100k, ml-1m, ..., amazon-<Category>) or "file"
+    path: str | None = None  # input file when name == "file"
+    format: Literal["auto", "csv", "tsv", "parquet", "atomic", "sasrec", "amazon"] = "auto"
+    user_col: str = "user_id"  # column names for csv/tsv/parquet files
+    item_col: str = "item_id"
+    time_col: str | None = "timestamp"  # None: file order is the chronology
+    rating_col: str | None = None  # explicit rating column, used with rating_threshold
+    rating_threshold: float | None = None  # keep interactions with rating >= threshold (implicit conversion)
+    duplicates: Literal["keep", "first", "last"] = "keep"  # repeated (user, item) pairs
+    min_user_interactions: int = Field(5, ge=0)  # iterative k-core on users (0/1 = off)
+    min_item_interactions: int = Field(5, ge=0)  # iterative k-core on items
+    split: Literal["leave_one_out", "global_temporal"] = "leave_one_out"
+    temporal_quantile: float = Field(0.9, gt=0, lt=1)  # cutoff quantile of timestamps (global_temporal)
+    valid_user_fraction: float = Field(0.05, gt=0, le=1)  # users holding out a validation item (global_temporal)
+    max_len: int = Field(50, ge=2)  # longest history a model sees (training windows and evaluation input)
+    seed: int = 42  # data seed: synthetic generation, temporal validation users
+    cache: bool = True  # cache the preprocessed split under <data_dir>/cache
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+
+class ModelSection(BaseModel):
+    """``name`` picks the model, ``size`` a preset; every other key overrides a field of the model's config."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    name: str = "sasrec"
+    size: str = "small"
+
+
+class LossConfig(_Section):
+    name: str = "ce"  # see seqrec.losses.LOSSES
+    num_negatives: int | None = Field(None, ge=1)  # sampled losses: negatives per positive
+    sampler: Literal["uniform", "popularity", "in_batch"] = "uniform"
+    popularity_alpha: float = Field(0.75, ge=0, le=1)  # popularity sampler: p ~ count ** alpha
+    shared_negatives: bool = True  # one negative set for the whole batch (a plain matmul) or per row
+    chunk_size: int | None = Field(None, ge=1)  # catalogue chunk of the fused losses (None: automatic)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    filter_eps: float | None = Field(None, ge=0)  # gradient filtering threshold (CCE)
+    gbce_t: float = Field(0.75, ge=0, le=1)  # gBCE calibration parameter t
+    sce_buckets: int | None = Field(None, ge=1)  # SCE: number of buckets (None: sqrt of rows)
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(200, ge=1)  # upper bound; early stopping usually ends sooner
+    batch_size: int = Field(128, ge=1)  # training windows per step
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = Field(0, ge=0)  # linear warm-up of the learning rate
+    scheduler: Literal["constant", "cosine"] = "constant"  # after warm-up
+    grad_clip: float | None = Field(1.0, gt=0)  # max gradient norm (None: no clipping)
+    patience: int = Field(10, ge=1)  # epochs without validation improvement before stopping
+    eval_every: int = Field(1, ge=1)  # validate every N epochs
+    monitor: str = "NDCG@10"  # validation metric for early stopping / best checkpoint
+    seed: int = 42  # initialisation, batch order, masking, negatives
+    threads: int | None = Field(None, ge=1)  # torch CPU threads (None: torch default)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    progress: bool = True  # Rich progress bars
+
+
+class EvalConfig(_Section):
+    ks: list[int] = Field(default_factory=lambda: [10])  # cut-offs; 10 is always included
+    filter_seen: bool = True  # remove the user's input items from the ranking
+    batch_size: int = Field(512, ge=1)  # users scored per chunk (bounds the users x items block)
+    protocol: Literal["full", "sampled"] = "full"  # sampled: rank the target among fixed negatives
+    num_negatives: int = Field(100, ge=1)  # sampled protocol: negatives per user
+    negative_sampler: Literal["uniform", "popularity"] = "uniform"
+    bootstrap: int = Field(1000, ge=0)  # resamples for 95% confidence intervals (0: none)
+    seed: int = 0  # sampled negatives and bootstrap
+
+
+class Config(_Section):
+    data: DataConfig = DataConfig()
+    model: ModelSection = ModelSection()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    key = f"{prefix}{loc}" if loc else prefix.rstrip(".")
+    if first["type"] == "extra_forbidden":
+        return f"unknown config key '{key}'"
+    return f"config key '{key}': {first['msg']} (got {first.get('input')!r})"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=1e-3"`` -> (["train", "lr"], 0.001); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects section.key=value, got {text!r}")
+    key, _, raw = text.partition("=")
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"--set expects section.key=value, got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def _apply_override(tree: dict, path: list[str], value: Any) -> None:
+    node = tree
+    for i, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key '{'.'.join(path[: i + 1])}' is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def _check_known_keys(tree: dict) -> None:
+    """Reject unknown keys with the full dotted path and the allowed keys."""
+    sections = Config.model_fields
+    for name, value in tree.items():
+        if name not in sections:
+            raise ConfigError(f"unknown config key '{name}' (allowed: {', '.join(sections)})")
+        if name == "model" or not isinstance(value, dict):
+            continue
+        cls = sections[name].annotation
+        _check_section_keys(cls, value, name)
+
+
+def _check_section_keys(cls: type[BaseModel], value: dict, prefix: str) -> None:
+    allowed = cls.model_fields
+    for key, sub in value.items():
+        if key not in allowed:
+            raise ConfigError(f"unknown config key '{prefix}.{key}' (allowed: {', '.join(allowed)})")
+        ann = allowed[key].annotation
+        if isinstance(sub, dict) and isinstance(ann, type) and issubclass(ann, BaseModel):
+            _check_section_keys(ann, sub, f"{prefix}.{key}")
+
+
+def build_config(tree: dict | None = None, overrides: list[str] | None = None) -> Config:
+    """Validate a raw config tree plus ``--set`` overrides into a :class:`Config` (or raise ConfigError)."""
+    tree = dict(tree or {})
+    tree = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tree.items()}
+    for text in overrides or []:
+        path, value = parse_override(text)
+        _apply_override(tree, path, value)
+    _check_known_keys(tree)
+    try:
+        config = Config.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err)) from None
+    if 10 not in config.eval.ks:
+        config.eval.ks = sorted({*config.eval.ks, 10})
+    # Validate the model section against the chosen model's dataclass now, so errors surface before any work.
+    from seqrec.models import model_config_from_section
+
+    model_config_from_section(config.model)
+    return config
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config file (optional) and apply ``--set`` overrides."""
+    tree: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{p}:{where} invalid YAML") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping of sections (data, model, loss, train, eval)")
+        tree = loaded
+    try:
+        return build_config(tree, overrides)
+    except ConfigError as err:
+        if path is not None and "config file" not in str(err):
+            raise ConfigError(f"{path}: {err}") from None
+        raise
+
+
+def config_to_dict(config: Config) -> dict:
+    return config.model_dump(mode="json")
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
