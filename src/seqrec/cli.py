@@ -1,0 +1,179 @@
+"""The ``seqrec`` command line: thin layers over ``seqrec.train.run`` and ``seqrec.data``.
+
+User errors (bad config, malformed data, missing checkpoint) print one line, ``error: <what>``, and exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from seqrec.errors import SeqrecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train, evaluate and benchmark sequential recommenders.")
+data_app = typer.Typer(no_args_is_help=True, help="Dataset commands.")
+app.add_typer(data_app, name="data")
+
+console = Console(stderr=True)
+out = Console()
+
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: section.key=value")]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Dataset directory (default: $SEQREC_DATA_DIR or ~/.cache/seqrec)")
+]
+
+
+def _fail(err: Exception) -> None:
+    msg = str(err).replace("\n", " ")
+    console.print(f"[red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def metrics_table(title: str, block: dict, splits: tuple[str, ...] = ("valid", "test")) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    for s in splits:
+        table.add_column(s, justify="right")
+    if "test_ci95" in block and "test" in splits:
+        table.add_column("test 95% CI", justify="right")
+    for name in block[splits[-1]]:
+        row = [name, *(f"{block[s].get(name, float('nan')):.4f}" for s in splits)]
+        if "test_ci95" in block and "test" in splits:
+            ci = block["test_ci95"].get(name)
+            row.append(f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+        table.add_row(*row)
+    return table
+
+
+@data_app.command("prepare")
+def data_prepare(
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config file")] = None,
+    set_: SetOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Load, preprocess, split and cache a dataset; print its statistics."""
+    try:
+        from seqrec.config import load_config
+        from seqrec.data import describe, prepare_data
+
+        cfg = load_config(config, set_)
+        prepared = prepare_data(cfg.data, data_dir, progress=True)
+        stats = describe(prepared)
+    except SeqrecError as err:
+        _fail(err)
+    table = Table(title=f"dataset {prepared.name} ({cfg.data.split})")
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    for k, v in stats.items():
+        table.add_row(k, f"{v:,.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
+    out.print(table)
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config file")] = None,
+    output: Annotated[Path, typer.Option("--output", help="Run directory to write")] = Path("out/run"),
+    set_: SetOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Train with early stopping on validation, evaluate the best checkpoint on test, write the run directory."""
+    try:
+        from seqrec.config import load_config
+        from seqrec.train.run import train_run
+
+        cfg = load_config(config, set_)
+        metrics = train_run(cfg, output, data_dir=data_dir, console=console)
+    except SeqrecError as err:
+        _fail(err)
+    out.print(metrics_table(f"{cfg.model.name} — {metrics['protocol']['ranking']} ranking", metrics))
+    pop = metrics["baselines"]["popularity"]["test"]
+    out.print(
+        f"popularity baseline test NDCG@10 {pop['NDCG@10']:.4f} HR@10 {pop['HR@10']:.4f}; "
+        f"{metrics['epochs_trained']} epochs (best {metrics['best_epoch']}), "
+        f"{metrics['total_time_s']:.1f} s total; wrote {output}/"
+    )
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Run directory written by `seqrec train`")],
+    set_: SetOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Re-evaluate a saved model on validation and test."""
+    try:
+        from seqrec.train.run import evaluate_run
+
+        block = evaluate_run(checkpoint, data_dir=data_dir, overrides=set_)
+    except SeqrecError as err:
+        _fail(err)
+    out.print(metrics_table(f"{checkpoint} — {block['protocol']['ranking']} ranking", block))
+    out.print_json(json.dumps({"valid": block["valid"], "test": block["test"]}))
+
+
+@app.command()
+def recommend(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Run directory written by `seqrec train`")],
+    history: Annotated[str | None, typer.Option("--history", help="Comma-separated original item ids")] = None,
+    users: Annotated[Path | None, typer.Option("--users", help="File with one original user id per line")] = None,
+    k: Annotated[int, typer.Option("--k", min=1)] = 10,
+    keep_seen: Annotated[bool, typer.Option("--keep-seen", help="Do not filter the history's items")] = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Top-K recommendations (original item ids) for a history or for users of the training dataset."""
+    try:
+        from seqrec.errors import DataError
+        from seqrec.train.run import full_histories, load_run, recommend_histories
+
+        if (history is None) == (users is None):
+            raise DataError("give exactly one of --history or --users")
+        cfg, model, item_ids = load_run(checkpoint)
+        index = {v: i for i, v in enumerate(item_ids) if i > 0}
+        if history is not None:
+            names = ["<history>"]
+            raw = [h.strip() for h in history.split(",") if h.strip()]
+            unknown = [h for h in raw if h not in index]
+            if unknown:
+                raise DataError(f"--history: unknown item id(s) {', '.join(unknown[:5])} (not in the model's catalogue)")
+            histories = [[index[h] for h in raw]]
+        else:
+            from seqrec.data import prepare_data
+
+            assert users is not None
+            if not users.is_file():
+                raise DataError(f"{users}: file not found")
+            names = [line.strip() for line in users.read_text().splitlines() if line.strip()]
+            if not names:
+                raise DataError(f"{users}: empty file (expected one user id per line)")
+            known = full_histories(prepare_data(cfg.data, data_dir))
+            missing = [u for u in names if u not in known]
+            if missing:
+                raise DataError(f"{users}: unknown user id(s) {', '.join(missing[:5])}")
+            histories = [known[u] for u in names]
+        if k > len(item_ids) - 1:
+            raise DataError(f"--k: {k} exceeds the catalogue size {len(item_ids) - 1}")
+        recs = recommend_histories(model, histories, k, cfg.data.max_len, filter_seen=not keep_seen)
+    except SeqrecError as err:
+        _fail(err)
+    for name, rec in zip(names, recs, strict=True):
+        ids = [item_ids[i] for i in rec]
+        out.print(",".join(ids) if history is not None else f"{name}\t{','.join(ids)}", highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

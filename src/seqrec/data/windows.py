@@ -1,0 +1,36 @@
+"""Training windows: every position of every training sequence is a target exactly once per epoch.
+
+A user sequence of length n is cut, from its end, into windows of ``max_len + 1`` items that overlap by one
+item (the last input of a window is the first target of the next): window ends are n, n - L, n - 2L, ... .
+Windows are built as index arrays once, then gathered per batch with vectorised numpy (no Python lists).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqrec.data.sequences import Sequences
+
+
+def window_index(seqs: Sequences, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, ends): one entry per window; window = seqs[row][max(0, end - L - 1): end], L = max_len."""
+    lengths = seqs.lengths()
+    n_targets = np.maximum(lengths - 1, 0)  # positions that have a previous item
+    n_windows = -(-n_targets // max_len)  # ceil
+    rows = np.repeat(np.arange(len(seqs), dtype=np.int64), n_windows)
+    # k-th window of a row (k = 0 is the newest) ends at length - k * L.
+    first = np.cumsum(n_windows) - n_windows
+    k = np.arange(int(n_windows.sum()), dtype=np.int64) - np.repeat(first, n_windows)
+    ends = lengths[rows] - k * max_len
+    return rows, ends
+
+
+def gather_windows(seqs: Sequences, rows: np.ndarray, ends: np.ndarray, max_len: int) -> np.ndarray:
+    """(B, max_len + 1) int64, left-padded with 0."""
+    width = max_len + 1
+    starts = np.asarray(seqs.offsets[rows], dtype=np.int64)
+    abs_end = starts + ends
+    idx = abs_end[:, None] - width + np.arange(width)[None, :]  # (B, L + 1)
+    valid = idx >= starts[:, None]
+    values = np.asarray(seqs.values)
+    return np.where(valid, values[np.clip(idx, 0, max(len(values) - 1, 0))], 0).astype(np.int64)
