@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Generator, Tensor
 
 from seqrec.config import LossConfig
 from seqrec.errors import ConfigError
@@ -65,7 +65,7 @@ def linear_cross_entropy(
 
 
 def _ce(cfg: LossConfig, item_counts: np.ndarray | None) -> Callable[..., Tensor]:
-    def loss(hidden: Tensor, weight: Tensor, targets: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def loss(hidden: Tensor, weight: Tensor, targets: Tensor, generator: Generator | None = None) -> Tensor:
         return chunked_cross_entropy(
             hidden,
             weight,
@@ -79,7 +79,7 @@ def _ce(cfg: LossConfig, item_counts: np.ndarray | None) -> Callable[..., Tensor
 
 
 def _ce_materialized(cfg: LossConfig, item_counts: np.ndarray | None) -> Callable[..., Tensor]:
-    def loss(hidden: Tensor, weight: Tensor, targets: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def loss(hidden: Tensor, weight: Tensor, targets: Tensor, generator: Generator | None = None) -> Tensor:
         return materialized_cross_entropy(hidden, weight, targets, label_smoothing=cfg.label_smoothing)
 
     return loss
@@ -92,13 +92,14 @@ class LossSpec:
 
 
 LOSSES: dict[str, LossSpec] = {
-    "ce": LossSpec(_ce, "exact full-catalogue CE, chunked (CCE): fp32 LSE only, logits recomputed in backward"),
+    "ce": LossSpec(_ce, "exact full-catalogue CE, chunked (CCE): fp32 LSE only, logits recomputed"),
     "ce_materialized": LossSpec(_ce_materialized, "exact CE on materialised (N, V) logits (reference)"),
 }
 
 
 def make_loss(config: LossConfig, item_counts: np.ndarray | None = None) -> LossFn:
-    """Bind a :class:`LossConfig` (and the ``(V,)`` training item counts, for popularity sampling) to a loss."""
+    """Bind a :class:`LossConfig` (and the ``(V,)`` training item counts, for popularity sampling)."""
     if config.name not in LOSSES:
-        raise ConfigError(f"config key 'loss.name': unknown loss {config.name!r} (allowed: {', '.join(LOSSES)})")
+        allowed = ", ".join(LOSSES)
+        raise ConfigError(f"config key 'loss.name': unknown loss {config.name!r} (allowed: {allowed})")
     return LOSSES[config.name].build(config, item_counts)

@@ -6,18 +6,20 @@ Both compute, for every non-padding row ``i`` with target ``t_i``,
 
 i.e. ``F.cross_entropy`` with ``label_smoothing=eps`` over the real items ``1..V-1``.
 
-Deviation from a plain ``F.cross_entropy(hidden @ weight.T, targets)``: **column 0 (the padding item) is not part
-of the softmax** — it can never be a target, so scoring it only leaks gradient into the padding row of a tied
-embedding. Every loss in :mod:`seqrec.losses` follows this convention (samplers never draw item 0 either).
+Deviation from a plain ``F.cross_entropy(hidden @ weight.T, targets)``: **column 0 (the padding item) is not
+part of the softmax** — it can never be a target, so scoring it only leaks gradient into the padding row of
+a tied embedding. Every loss in :mod:`seqrec.losses` follows this convention (samplers never draw item 0
+either).
 
-:class:`ChunkedLinearCE` follows Cut Cross-Entropy (Wijmans et al. 2024, "Cut Your Losses in Large-Vocabulary
-Language Models") as adopted for recommenders by CCE/CCE⁻ (Mezentsev et al. 2025, "Memory-efficient training of
-sequential recommenders", see ``shared/seeds/memory-efficient-losses-paper.txt``): the forward pass streams over
-catalogue chunks keeping an online log-sum-exp in fp32 and stores only the ``(M,)`` LSE; the backward pass
-recomputes each chunk's logits, forms ``softmax - onehot`` in fp32 and accumulates both gradients. Label
-smoothing needs nothing extra: ``sum_j z_ij = hidden_i . sum_j w_j``. Gradient filtering (``filter_eps``) drops
-entries with ``|softmax - onehot| < filter_eps`` and skips catalogue columns whose entries are all dropped (the
-PyTorch analogue of CCE's block skipping). It is an approximation of the gradient only; the loss value is exact.
+:class:`ChunkedLinearCE` follows Cut Cross-Entropy (Wijmans et al. 2024, "Cut Your Losses in Large-
+Vocabulary Language Models") as adopted for recommenders by CCE/CCE⁻ (Mezentsev et al. 2025, "Memory-
+efficient training of sequential recommenders", see ``shared/seeds/memory-efficient-losses-paper.txt``): the
+forward pass streams over catalogue chunks keeping an online log-sum-exp in fp32 and stores only the
+``(M,)`` LSE; the backward pass recomputes each chunk's logits, forms ``softmax - onehot`` in fp32 and
+accumulates both gradients. Label smoothing needs nothing extra: ``sum_j z_ij = hidden_i . sum_j w_j``.
+Gradient filtering (``filter_eps``) drops entries with ``|softmax - onehot| < filter_eps`` and skips
+catalogue columns whose entries are all dropped (the PyTorch analogue of CCE's block skipping). It is an
+approximation of the gradient only; the loss value is exact.
 
 This is plain PyTorch (CPU and CUDA); :mod:`seqrec.losses.kernels` holds the optional Triton kernels.
 """
@@ -37,7 +39,7 @@ _GPU_BLOCK_ELEMS = 2**26
 
 
 def auto_chunk_size(num_rows: int, num_items: int, device: torch.device) -> int:
-    """Catalogue columns per chunk so that one ``(num_rows, chunk)`` fp32 block stays around a fixed budget."""
+    """Catalogue columns per chunk so that one ``(num_rows, chunk)`` fp32 block stays near a budget."""
     budget = _GPU_BLOCK_ELEMS if device.type == "cuda" else _CPU_BLOCK_ELEMS
     chunk = budget // max(num_rows, 1)
     chunk = max(256, (chunk // 256) * 256)
@@ -68,13 +70,14 @@ def check_inputs(hidden: Tensor, weight: Tensor, targets: Tensor) -> None:
         )
     if hidden.shape[1] != weight.shape[1] or hidden.shape[0] != targets.shape[0]:
         raise ValueError(
-            f"shape mismatch: hidden {tuple(hidden.shape)}, weight {tuple(weight.shape)}, targets {tuple(targets.shape)}"
+            f"shape mismatch: hidden {tuple(hidden.shape)}, weight {tuple(weight.shape)}, "
+            f"targets {tuple(targets.shape)}"
         )
     if targets.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"targets must be int64, got {targets.dtype}")
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Reference
 
 
@@ -92,18 +95,19 @@ def materialized_cross_entropy(
     valid = targets != ignore_index  # (N,)
     logits = hidden @ weight[1:].T  # (N, V-1)
     shifted = torch.where(valid, targets - 1, torch.full_like(targets, -100))
+    kw = dict(ignore_index=-100, label_smoothing=label_smoothing)
     if reduction == "none":
-        return F.cross_entropy(logits, shifted, ignore_index=-100, label_smoothing=label_smoothing, reduction="none")
-    total = F.cross_entropy(logits, shifted, ignore_index=-100, label_smoothing=label_smoothing, reduction="sum")
+        return F.cross_entropy(logits, shifted, reduction="none", **kw)
+    total = F.cross_entropy(logits, shifted, reduction="sum", **kw)
     return reduce_rows(total.reshape(1), int(valid.sum()), reduction)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Chunked (CCE)
 
 
 class ChunkedLinearCE(torch.autograd.Function):
-    """Per-row CE over catalogue chunks; saves the fp32 LSE only. Inputs are already compacted (no padding rows).
+    """Per-row CE over catalogue chunks; saves the fp32 LSE only. Inputs are compacted (no padding rows).
 
     forward(h (M, D), w (V', D) = weight[1:], t (M,) in [0, V'), eps, chunk, filter_eps, dtype) -> (M,) fp32
     """
@@ -216,9 +220,10 @@ def chunked_cross_entropy(
     dtype = compute_dtype(hidden.device, hidden, weight)
     chunk = chunk_size or auto_chunk_size(n_valid, w.shape[0], hidden.device)
     with torch.autocast(hidden.device.type, enabled=False):
-        row_loss = ChunkedLinearCE.apply(h, w, t, float(label_smoothing), int(chunk), filter_eps, dtype)  # (M,)
+        row_loss = ChunkedLinearCE.apply(h, w, t, float(label_smoothing), int(chunk), filter_eps, dtype)
     if reduction == "none":
         if all_valid:
             return row_loss
-        return torch.zeros(targets.shape[0], device=hidden.device, dtype=row_loss.dtype).index_put((idx,), row_loss)
+        out = torch.zeros(targets.shape[0], device=hidden.device, dtype=row_loss.dtype)
+        return out.index_put((idx,), row_loss)
     return reduce_rows(row_loss, n_valid, reduction)
