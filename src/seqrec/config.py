@@ -49,6 +49,7 @@ class DataConfig(_Section):
     max_len: int = Field(50, ge=2)  # longest history a model sees (training windows and evaluation input)
     seed: int = 42  # data seed: synthetic generation, temporal validation users
     cache: bool = True  # cache the preprocessed split under <data_dir>/cache
+    download: bool = True  # fetch a named dataset that is not found under the data dir
     synthetic: SyntheticConfig = SyntheticConfig()
 
 

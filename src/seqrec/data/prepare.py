@@ -1,0 +1,407 @@
+"""The data pipeline entry point: source → interactions → preprocess → split → :class:`PreparedData`, cached.
+
+Cache: the key is the sha256 of the source identity (file paths, sizes and mtimes; or the synthetic
+generator parameters) plus every preprocessing/split parameter of :class:`~seqrec.config.DataConfig` (all
+fields except ``cache``, ``download`` and ``max_len``, which do not change the result; new fields
+invalidate old entries). An entry is ``<cache_root>/<name>-<key[:12]>/`` holding ``.npy`` CSR arrays,
+``meta.json`` and ``item_features.parquet``; it is written into a temporary sibling folder and renamed
+into place atomically, and reloaded memory-mapped. ``cache_root`` is ``$SEQREC_CACHE_DIR``, else
+``<data_dir>/cache`` when that is writable, else ``~/.cache/seqrec/cache`` (so a read-only shared data
+folder still works). A cache entry that fails to load is reported and left untouched; the data is then
+rebuilt in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from seqrec.config import DataConfig
+from seqrec.data import sources
+from seqrec.data.preprocess import Interactions, preprocess, remap_item_features
+from seqrec.data.sequences import EvalSet, PreparedData, Sequences
+from seqrec.data.split import Split, global_temporal, leave_one_out
+from seqrec.data.synthetic import generate
+from seqrec.errors import DataError
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1  # bump when the cached layout or the preprocessing semantics change
+_NOT_IN_KEY = {"cache", "download", "max_len"}  # DataConfig fields that do not change the prepared data
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """``data_dir`` if given, else ``$SEQREC_DATA_DIR``, else ``~/.cache/seqrec`` (not created here)."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get("SEQREC_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path("~/.cache/seqrec").expanduser()
+
+
+def _writable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def resolve_cache_root(data_dir: Path) -> Path:
+    env = os.environ.get("SEQREC_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    preferred = data_dir / "cache"
+    if _writable_dir(preferred):
+        return preferred
+    return Path("~/.cache/seqrec/cache").expanduser()
+
+
+# --------------------------------------------------------------------------------------------------
+# source resolution
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # dataset name used for the cache folder and PreparedData.name
+    identity: dict  # hashed into the cache key
+    description: str  # for stats / messages
+    files: tuple[Path, ...] = ()
+    timestamps: bool = True  # False: the source only gives an order (line numbers stand in for time)
+
+
+def _file_identity(paths: list[Path]) -> list[dict]:
+    out = []
+    for p in paths:
+        if p.is_file():
+            st = p.stat()
+            out.append({"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return out
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:60] or "data"
+
+
+def resolve_source(cfg: DataConfig, data_dir: Path, progress: bool = False) -> Source:
+    """Find the input files (downloading a named dataset if needed and allowed) without reading them."""
+    if cfg.name == "synthetic":
+        identity = {"synthetic": cfg.synthetic.model_dump(mode="json"), "seed": cfg.seed}
+        return Source("synthetic", identity, "synthetic generator")
+    if cfg.name == "file":
+        if cfg.path is None:
+            raise DataError("data.path: required when data.name is 'file'")
+        path = Path(cfg.path).expanduser()
+        if not path.is_file():
+            raise DataError(f"{path}: file not found (data.path)")
+        fmt = sources.detect_format(path) if cfg.format == "auto" else cfg.format
+        files = [path, *sources.file_sidecars(path, fmt)]
+        identity = {"file": _file_identity(files), "format": fmt}
+        name = "file-" + _safe_name(path.name.split(".")[0])
+        has_time = fmt != "sasrec" and cfg.time_col is not None
+        return Source(name, identity, str(path), tuple(p for p in files if p.is_file()), has_time)
+    recipe = sources.DATASETS.get(cfg.name)
+    if recipe is None:
+        known = ", ".join(sorted(sources.DATASETS))
+        raise DataError(f"data.name: unknown dataset {cfg.name!r} (known: {known}, or 'file' with data.path)")
+    found = sources.find_local(recipe, data_dir)
+    if found is None:
+        from seqrec.data.download import fetch_dataset
+
+        fetch_dataset(recipe, data_dir, allow_download=getattr(cfg, "download", True), progress=progress)
+        found = sources.find_local(recipe, data_dir)
+        if found is None:  # pragma: no cover - fetch_dataset guarantees the first layout
+            raise DataError(
+                f"dataset {recipe.name!r}: download finished but files are missing under {data_dir}"
+            )
+    layout, main, side = found
+    files = [main] + ([side] if side is not None else [])
+    identity = {"dataset": recipe.name, "reader": layout.reader, "files": _file_identity(files)}
+    return Source(recipe.name, identity, f"{recipe.name} ({main})", tuple(files), layout.reader != "sasrec")
+
+
+def read_source(cfg: DataConfig, src: Source, data_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    if cfg.name == "synthetic":
+        return generate(cfg.synthetic, cfg.seed)
+    if cfg.name == "file":
+        return sources.read_file(cfg)
+    recipe = sources.DATASETS[cfg.name]
+    found = sources.find_local(recipe, data_dir)
+    assert found is not None
+    layout, main, side = found
+    return sources.READERS[layout.reader](main, side)
+
+
+# --------------------------------------------------------------------------------------------------
+# build
+
+
+def cache_key(cfg: DataConfig, src: Source) -> str:
+    params = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in _NOT_IN_KEY}
+    if cfg.name != "synthetic":
+        params.pop("synthetic", None)
+    payload = {"version": CACHE_VERSION, "source": src.identity, "params": params}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _length_stats(lengths: np.ndarray) -> dict:
+    if len(lengths) == 0:
+        return {"min": 0, "median": 0.0, "mean": 0.0, "max": 0}
+    return {
+        "min": int(lengths.min()),
+        "median": float(np.median(lengths)),
+        "mean": round(float(lengths.mean()), 3),
+        "max": int(lengths.max()),
+    }
+
+
+def build(cfg: DataConfig, src: Source, data_dir: Path) -> PreparedData:
+    """Read, preprocess and split (no cache)."""
+    t0 = time.perf_counter()
+    raw, features = read_source(cfg, src, data_dir)
+    t_read = time.perf_counter() - t0
+    inter, item_map = preprocess(
+        raw,
+        rating_threshold=cfg.rating_threshold,
+        duplicates=cfg.duplicates,
+        min_user_interactions=cfg.min_user_interactions,
+        min_item_interactions=cfg.min_item_interactions,
+        source=src.description,
+    )
+    split = make_split(cfg, inter)
+    popularity = np.bincount(split.train.values, minlength=inter.num_items + 1).astype(np.int64)
+    popularity[0] = 0
+    item_features = remap_item_features(features, item_map)
+    n = len(inter.items)
+    stats = {
+        "source": src.description,
+        **inter.stats,
+        "users": inter.num_users,
+        "items": inter.num_items,
+        "interactions": n,
+        "avg_length": round(n / max(inter.num_users, 1), 3),
+        "length": _length_stats(np.diff(inter.offsets())),
+        "density": n / max(inter.num_users * inter.num_items, 1),
+        "timestamps": src.timestamps,
+        "split": cfg.split,
+        "train_interactions": int(split.train.nnz),
+        "valid_users": len(split.valid),
+        "test_users": len(split.test),
+        **split.info,
+        "item_features": list(item_features.columns) if item_features is not None else None,
+        "read_seconds": round(t_read, 3),
+        "prepare_seconds": round(time.perf_counter() - t0, 3),
+    }
+    return PreparedData(
+        name=src.name,
+        num_users=inter.num_users,
+        num_items=inter.num_items,
+        train=split.train,
+        valid=split.valid,
+        test=split.test,
+        item_ids=inter.item_ids,
+        user_ids=inter.user_ids,
+        item_popularity=popularity,
+        split=cfg.split,
+        item_features=item_features,
+        stats=stats,
+    )
+
+
+def make_split(cfg: DataConfig, inter: Interactions) -> Split:
+    offsets = inter.offsets()
+    if cfg.split == "leave_one_out":
+        return leave_one_out(offsets, inter.items)
+    if cfg.split == "global_temporal":
+        return global_temporal(
+            offsets, inter.items, inter.times, cfg.temporal_quantile, cfg.valid_user_fraction, cfg.seed
+        )
+    raise DataError(f"data.split: unknown split {cfg.split!r} (expected leave_one_out or global_temporal)")
+
+
+# --------------------------------------------------------------------------------------------------
+# cache I/O
+
+
+def _save_eval(directory: Path, name: str, ev: EvalSet) -> None:
+    np.save(directory / f"{name}.users.npy", np.asarray(ev.users), allow_pickle=False)
+    np.save(directory / f"{name}.targets.npy", np.asarray(ev.targets), allow_pickle=False)
+    _save_seq(directory, f"{name}.inputs", ev.inputs)
+
+
+def _save_seq(directory: Path, name: str, seq: Sequences) -> None:
+    np.save(directory / f"{name}.offsets.npy", np.asarray(seq.offsets), allow_pickle=False)
+    np.save(directory / f"{name}.values.npy", np.asarray(seq.values), allow_pickle=False)
+
+
+def _load_eval(directory: Path, name: str) -> EvalSet:
+    return EvalSet(
+        users=np.load(directory / f"{name}.users.npy", mmap_mode="r", allow_pickle=False),
+        inputs=Sequences.load(directory, f"{name}.inputs", mmap=True),
+        targets=np.load(directory / f"{name}.targets.npy", mmap_mode="r", allow_pickle=False),
+    )
+
+
+def save_cache(data: PreparedData, entry: Path, key: str) -> bool:
+    """Write ``data`` to ``entry`` atomically (temp folder + rename). False if another writer won the race."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent))
+    try:
+        _save_seq(tmp, "train", data.train)
+        _save_eval(tmp, "valid", data.valid)
+        _save_eval(tmp, "test", data.test)
+        np.save(tmp / "item_ids.npy", np.asarray(data.item_ids, dtype=str), allow_pickle=False)
+        np.save(tmp / "user_ids.npy", np.asarray(data.user_ids, dtype=str), allow_pickle=False)
+        np.save(tmp / "item_popularity.npy", data.item_popularity, allow_pickle=False)
+        if isinstance(data.item_features, pl.DataFrame):
+            data.item_features.write_parquet(tmp / "item_features.parquet")
+        meta = {
+            "version": CACHE_VERSION,
+            "key": key,
+            "name": data.name,
+            "num_users": data.num_users,
+            "num_items": data.num_items,
+            "split": data.split,
+            "stats": data.stats,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
+        for f in tmp.iterdir():  # durable before the rename publishes the entry
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        try:
+            os.rename(tmp, entry)
+        except OSError:
+            if entry.exists():  # a concurrent writer published the same key first: keep theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+                return False
+            raise
+        return True
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_cache(entry: Path, key: str) -> PreparedData:
+    """Load a cache entry memory-mapped; raises on any inconsistency (never modifies the entry)."""
+    meta = json.loads((entry / "meta.json").read_text())
+    if meta.get("version") != CACHE_VERSION or meta.get("key") != key:
+        raise ValueError("cache entry version/key mismatch")
+    features = None
+    if (entry / "item_features.parquet").is_file():
+        features = pl.read_parquet(entry / "item_features.parquet")
+    data = PreparedData(
+        name=meta["name"],
+        num_users=int(meta["num_users"]),
+        num_items=int(meta["num_items"]),
+        train=Sequences.load(entry, "train", mmap=True),
+        valid=_load_eval(entry, "valid"),
+        test=_load_eval(entry, "test"),
+        item_ids=np.load(entry / "item_ids.npy", mmap_mode="r", allow_pickle=False),
+        user_ids=np.load(entry / "user_ids.npy", mmap_mode="r", allow_pickle=False),
+        item_popularity=np.load(entry / "item_popularity.npy", mmap_mode="r", allow_pickle=False),
+        split=meta["split"],
+        item_features=features,
+        stats=dict(meta.get("stats", {})),
+    )
+    if (
+        len(data.train) != data.num_users
+        or len(data.item_ids) != data.num_items + 1
+        or len(data.user_ids) != data.num_users
+        or len(data.item_popularity) != data.num_items + 1
+    ):
+        raise ValueError("cache entry arrays disagree with meta.json")
+    return data
+
+
+def _json_default(o: object) -> object:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# --------------------------------------------------------------------------------------------------
+# entry point
+
+
+def prepare_data(
+    cfg: DataConfig, data_dir: str | os.PathLike | None = None, *, progress: bool = False
+) -> PreparedData:
+    """Load (or build and cache) the dataset described by ``cfg``; see the module docstring."""
+    root = resolve_data_dir(data_dir)
+    t0 = time.perf_counter()
+    src = resolve_source(cfg, root, progress=progress)
+    key = cache_key(cfg, src)
+    entry = resolve_cache_root(root) / f"{_safe_name(src.name)}-{key[:12]}"
+    if cfg.cache and (entry / "meta.json").is_file():
+        try:
+            data = load_cache(entry, key)
+            data.stats["cache"] = {
+                "path": str(entry),
+                "hit": True,
+                "seconds": round(time.perf_counter() - t0, 4),
+            }
+            return data
+        except Exception as err:  # noqa: BLE001 - any unreadable entry: rebuild, never touch it
+            log.warning("cache entry %s is unreadable (%s); rebuilding in memory", entry, err)
+            data = build(cfg, src, root)
+            data.stats["cache"] = {"path": str(entry), "hit": False, "unreadable": True}
+            return data
+    data = build(cfg, src, root)
+    written = False
+    if cfg.cache:
+        try:
+            written = save_cache(data, entry, key)
+        except OSError as err:
+            log.warning("could not write the data cache %s: %s", entry, err)
+    data.stats["cache"] = {"path": str(entry) if written else None, "hit": False}
+    return data
+
+
+def describe(prepared: PreparedData) -> dict:
+    """Statistics of a prepared dataset, for ``seqrec data prepare`` to print."""
+    train_len = prepared.train.lengths()
+    pop = np.asarray(prepared.item_popularity)[1:]
+    out = {
+        "name": prepared.name,
+        "split": prepared.split,
+        "users": prepared.num_users,
+        "items": prepared.num_items,
+        "train_interactions": int(prepared.train.nnz),
+        "train_length": _length_stats(np.asarray(train_len)),
+        "valid_users": len(prepared.valid),
+        "test_users": len(prepared.test),
+        "cold_items_in_train": int((pop == 0).sum()),
+        "top1pct_item_share": round(
+            float(np.sort(pop)[::-1][: max(1, len(pop) // 100)].sum() / max(pop.sum(), 1)), 4
+        ),
+        "item_features": list(prepared.item_features.columns) if prepared.item_features is not None else None,
+    }
+    for k in (
+        "interactions",
+        "avg_length",
+        "density",
+        "raw_interactions",
+        "raw_users",
+        "raw_items",
+        "cutoff",
+    ):
+        if k in prepared.stats:
+            out[k] = prepared.stats[k]
+    if "cache" in prepared.stats:
+        out["cache"] = prepared.stats["cache"]
+    return out

@@ -1,0 +1,191 @@
+"""Preprocessing: implicit feedback, duplicates, iterative k-core, stable chronology and dense ids.
+
+Input is the raw interaction table every reader produces (polars): ``user`` and ``item`` (str, or integers),
+``timestamp`` (int64 or float64; the line order when the source has none) and optionally ``rating`` (float64).
+Steps, in order:
+
+1. implicit conversion: with ``rating_threshold`` keep rows whose rating is ``>=`` the threshold;
+2. stable chronological order: sort by (user, timestamp, file row) so interactions sharing a timestamp keep
+   the order of the file (ML-100K has many such ties);
+3. duplicates (``keep`` all, or the ``first`` / ``last`` occurrence of each (user, item) pair, in that order);
+4. iterative k-core: drop users with fewer than ``min_user_interactions`` and items with fewer than
+   ``min_item_interactions`` interactions, repeated until nothing changes (0 or 1 turns a side off);
+5. dense ids. Users get ``0..num_users-1`` and items ``1..num_items`` (0 is padding), both assigned in sorted
+   order of the original id: numerically when every id of that kind is an integer (so ML-100K item ``"7"``
+   stays item 7 and SASRec's 1-based ids are unchanged when nothing is filtered), lexicographically otherwise.
+   This order does not depend on the file order, so the same set of ids always gets the same dense ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from seqrec.errors import DataError
+
+PAD = "<pad>"
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Preprocessed interactions as flat arrays sorted by (dense user, timestamp, file row)."""
+
+    users: np.ndarray  # (n,) int64 dense user id, non-decreasing
+    items: np.ndarray  # (n,) int32 dense item id in 1..num_items
+    times: np.ndarray  # (n,) int64 or float64 timestamps, non-decreasing within a user
+    user_ids: np.ndarray  # (num_users,) original user ids (str)
+    item_ids: np.ndarray  # (num_items + 1,) original item ids (str); [0] == "<pad>"
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids) - 1
+
+    def offsets(self) -> np.ndarray:
+        """(num_users + 1,) CSR offsets of each user's interactions."""
+        counts = np.bincount(self.users, minlength=self.num_users)
+        offsets = np.zeros(self.num_users + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return offsets
+
+
+def _sorted_ids(values: pl.Series) -> pl.Series:
+    """Unique ids sorted numerically when all are integers, lexicographically otherwise (see module doc)."""
+    uniq = values.unique()
+    if uniq.dtype.is_integer():
+        return uniq.sort()
+    if len(uniq) and bool(uniq.str.contains(r"^-?\d{1,18}$").all()):
+        frame = pl.DataFrame({"id": uniq, "num": uniq.cast(pl.Int64)})
+        return frame.sort(["num", "id"])["id"]
+    return uniq.sort()
+
+
+def kcore(df: pl.DataFrame, min_user: int, min_item: int) -> tuple[pl.DataFrame, int]:
+    """Iterative k-core filter (order preserving); returns the filtered frame and the number of passes."""
+    passes = 0
+    if min_user <= 1 and min_item <= 1:
+        return df, passes
+    while True:
+        passes += 1
+        before = df.height
+        if min_user > 1:
+            df = df.filter(pl.len().over("user") >= min_user)
+        if min_item > 1:
+            df = df.filter(pl.len().over("item") >= min_item)
+        if df.height == before:
+            return df, passes
+
+
+def kcore_reference(pairs: list[tuple[str, str]], min_user: int, min_item: int) -> list[tuple[str, str]]:
+    """Plain-Python k-core used to test :func:`kcore`."""
+    while True:
+        before = len(pairs)
+        if min_user > 1:
+            cu: dict[str, int] = {}
+            for u, _ in pairs:
+                cu[u] = cu.get(u, 0) + 1
+            pairs = [p for p in pairs if cu[p[0]] >= min_user]
+        if min_item > 1:
+            ci: dict[str, int] = {}
+            for _, i in pairs:
+                ci[i] = ci.get(i, 0) + 1
+            pairs = [p for p in pairs if ci[p[1]] >= min_item]
+        if len(pairs) == before:
+            return pairs
+
+
+def preprocess(
+    df: pl.DataFrame,
+    *,
+    rating_threshold: float | None = None,
+    duplicates: str = "keep",
+    min_user_interactions: int = 0,
+    min_item_interactions: int = 0,
+    source: str = "data",
+) -> tuple[Interactions, pl.DataFrame]:
+    """Raw interactions → :class:`Interactions`, plus the item map (columns ``item`` str, ``dense`` int32).
+
+    ``source`` names the input in error messages.
+    """
+    for col in ("user", "item", "timestamp"):
+        if col not in df.columns:
+            have = ", ".join(df.columns)
+            raise DataError(f"{source}: interaction table lacks column '{col}' (has: {have})")
+    stats: dict = {"raw_interactions": df.height}
+    if df.height == 0:
+        raise DataError(f"{source}: no interactions found (empty file?)")
+    stats["raw_users"] = df["user"].n_unique()
+    stats["raw_items"] = df["item"].n_unique()
+    if "row" not in df.columns:
+        df = df.with_row_index("row")
+    for col in ("user", "item"):  # ids are strings; integer columns are kept as such until the end (faster)
+        if not (df[col].dtype == pl.String or df[col].dtype.is_integer()):
+            df = df.with_columns(pl.col(col).cast(pl.String))
+
+    if rating_threshold is not None:
+        if "rating" not in df.columns:
+            raise DataError(
+                f"{source}: data.rating_threshold={rating_threshold} needs a rating column "
+                f"(set data.rating_col; columns: {', '.join(c for c in df.columns if c != 'row')})"
+            )
+        df = df.filter(pl.col("rating") >= rating_threshold)
+        stats["after_rating_threshold"] = df.height
+
+    df = df.sort(["user", "timestamp", "row"])  # stable chronology: ties keep file order
+    if duplicates in ("first", "last"):
+        df = df.unique(subset=["user", "item"], keep=duplicates, maintain_order=True)
+        stats["after_duplicates"] = df.height
+    elif duplicates != "keep":
+        raise DataError(f"data.duplicates: expected keep, first or last, got {duplicates!r}")
+
+    df, passes = kcore(df, min_user_interactions, min_item_interactions)
+    stats["kcore_passes"] = passes
+    if df.height == 0:
+        raise DataError(
+            f"{source}: no interactions left after filtering (rating_threshold={rating_threshold}, "
+            f"min_user_interactions={min_user_interactions}, min_item_interactions={min_item_interactions})"
+        )
+
+    user_ids = _sorted_ids(df["user"])
+    item_ids = _sorted_ids(df["item"])
+    user_dense = pl.Series("dense", np.arange(len(user_ids), dtype=np.int64))
+    item_dense = pl.Series("dense", np.arange(1, len(item_ids) + 1, dtype=np.int32))
+    df = df.with_columns(
+        pl.col("user").replace_strict(user_ids, user_dense, return_dtype=pl.Int64).alias("uid"),
+        pl.col("item").replace_strict(item_ids, item_dense, return_dtype=pl.Int32).alias("iid"),
+    ).sort(["uid", "timestamp", "row"])
+
+    times = df["timestamp"].to_numpy()
+    integral = len(times) and np.all(np.isfinite(times)) and np.all(times == np.round(times))
+    if times.dtype.kind == "f" and integral and np.abs(times).max() < 2**62:
+        times = times.astype(np.int64)  # float columns holding whole seconds (RecBole "timestamp:float")
+    inter = Interactions(
+        users=df["uid"].to_numpy().astype(np.int64, copy=False),
+        items=df["iid"].to_numpy().astype(np.int32, copy=False),
+        times=times,
+        user_ids=np.asarray(user_ids.cast(pl.String).to_list(), dtype=str),
+        item_ids=np.asarray([PAD, *item_ids.cast(pl.String).to_list()], dtype=str),
+        stats=stats,
+    )
+    item_map = pl.DataFrame({"item": item_ids.cast(pl.String), "dense": item_dense})
+    return inter, item_map
+
+
+def remap_item_features(features: pl.DataFrame | None, item_map: pl.DataFrame) -> pl.DataFrame | None:
+    """Side information keyed by original id → keyed by dense id (column ``item``, one row per retained item,
+    sorted, nulls where the source has no entry); the original id is kept as column ``item_id``."""
+    if features is None or "item" not in features.columns:
+        return None
+    features = features.with_columns(pl.col("item").cast(pl.String)).unique(
+        subset=["item"], keep="first", maintain_order=True
+    )
+    out = item_map.join(features, on="item", how="left").sort("dense")
+    out = out.rename({"item": "item_id"}).rename({"dense": "item"})
+    rest = [c for c in out.columns if c not in ("item", "item_id")]
+    return out.select(["item", "item_id", *rest])
