@@ -12,10 +12,16 @@ from pydantic import TypeAdapter, ValidationError
 
 from seqrec.errors import ConfigError
 from seqrec.models.base import SequenceModel
+from seqrec.models.bert4rec import BERT4Rec
+from seqrec.models.gru4rec import GRU4Rec
 from seqrec.models.sasrec import SASRec
+from seqrec.models.xlstm import XLSTM
 
 MODELS: dict[str, type[SequenceModel]] = {
     "sasrec": SASRec,
+    "bert4rec": BERT4Rec,
+    "gru4rec": GRU4Rec,
+    "xlstm": XLSTM,
 }
 
 
