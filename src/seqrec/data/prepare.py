@@ -51,11 +51,21 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 def _writable_dir(path: Path) -> bool:
+    """Whether ``path`` (or, if missing, its nearest existing parent) may be written.
+
+    Besides ``os.access`` the permission bits must grant write to someone: root passes ``os.access`` on a
+    folder marked read-only (``r-x``), and a shared read-only data folder must not receive a cache.
+    """
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return False
+        probe = probe.parent
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        mode = probe.stat().st_mode
     except OSError:
         return False
-    return os.access(path, os.W_OK | os.X_OK)
+    return probe.is_dir() and bool(mode & 0o222) and os.access(probe, os.W_OK | os.X_OK)
 
 
 def resolve_cache_root(data_dir: Path) -> Path:
@@ -64,7 +74,7 @@ def resolve_cache_root(data_dir: Path) -> Path:
         return Path(env).expanduser()
     preferred = data_dir / "cache"
     if _writable_dir(preferred):
-        return preferred
+        return preferred  # created on the first write
     return Path("~/.cache/seqrec/cache").expanduser()
 
 

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from seqrec.config import DataConfig, SyntheticConfig
+from seqrec.data import prepare_data
+from seqrec.data.synthetic import generate, generate_arrays
+
+SMALL = SyntheticConfig(num_users=600, num_items=300, mean_length=20, num_topics=10)
+
+
+def test_deterministic_by_seed():
+    a_inter, a_feat = generate(SMALL, 7)
+    b_inter, b_feat = generate(SMALL, 7)
+    c_inter, _ = generate(SMALL, 8)
+    assert a_inter.equals(b_inter) and a_feat.equals(b_feat)
+    assert not a_inter.equals(c_inter)
+
+
+def test_shape_distinct_items_and_increasing_time():
+    users, items, times, _ = generate_arrays(SMALL, 3)
+    assert items.min() >= 0 and items.max() < SMALL.num_items
+    assert len(np.unique(users)) == SMALL.num_users
+    order = np.argsort(users, kind="stable")
+    u, i, t = users[order], items[order], times[order]
+    same_user = u[1:] == u[:-1]
+    assert np.all(t[1:][same_user] > t[:-1][same_user])
+    pairs = u.astype(np.int64) * SMALL.num_items + i
+    assert len(np.unique(pairs)) == len(pairs)  # no user repeats an item
+    mean = len(items) / SMALL.num_users
+    assert 0.8 * SMALL.mean_length < mean < 1.2 * SMALL.mean_length
+    assert np.bincount(users).min() >= SMALL.min_length - 1
+
+
+def test_item_text_attributes():
+    _, feats = generate(SMALL, 0)
+    assert feats.columns == ["item", "title", "category", "brand", "description"]
+    assert feats.height == SMALL.num_items and feats["title"].null_count() == 0
+    assert feats["category"].n_unique() == SMALL.num_topics
+
+
+def test_popularity_is_skewed():
+    _, items, _, info = generate_arrays(SyntheticConfig(num_users=2000, num_items=1000), 0)
+    counts = np.sort(np.bincount(items, minlength=1000))[::-1]
+    assert counts[:100].sum() > 0.3 * counts.sum()  # top 10% of items get well over 10% of interactions
+
+
+def test_successor_heuristic_beats_popularity():
+    cfg = DataConfig(name="synthetic", synthetic=SMALL, cache=False)
+    data = prepare_data(cfg)
+    succ: dict[int, dict[int, int]] = {}
+    for u in range(data.num_users):
+        s = data.train[u]
+        for a, b in zip(s[:-1], s[1:], strict=True):
+            succ.setdefault(int(a), {}).setdefault(int(b), 0)
+            succ[int(a)][int(b)] += 1
+    top_pop = np.argsort(-np.asarray(data.item_popularity), kind="stable")[:10]
+    hits_seq = hits_pop = 0
+    for i in range(len(data.test)):
+        last, target = int(data.test.inputs[i][-1]), int(data.test.targets[i])
+        cands = sorted(succ.get(last, {}).items(), key=lambda kv: -kv[1])[:10]
+        hits_seq += target in [c for c, _ in cands]
+        hits_pop += target in top_pop
+    n = len(data.test)
+    assert hits_seq / n > 2 * hits_pop / n, (hits_seq / n, hits_pop / n)
+
+
+@pytest.mark.slow
+def test_large_generation_is_fast():
+    t0 = time.perf_counter()
+    inter, _ = generate(SyntheticConfig(num_users=100_000, num_items=20_000, mean_length=50), 0)
+    elapsed = time.perf_counter() - t0
+    assert inter.height > 4_000_000 and elapsed < 15, elapsed
