@@ -160,3 +160,32 @@ def test_cache_root_falls_back_when_data_dir_is_read_only(tmp_path, monkeypatch)
         assert not (ro / "cache").exists()
     finally:
         ro.chmod(0o755)
+
+
+def test_temporal_inputs_end_to_end_never_after_cutoff(tmp_path):
+    """Each item id encodes its own timestamp, so inputs can be checked against the cutoff after remapping."""
+    rng = np.random.default_rng(0)
+    lines, t = [], 0
+    for u in range(40):
+        for _ in range(int(rng.integers(2, 9))):
+            t_u = int(rng.integers(0, 1000))
+            lines.append(f"u{u},t{t_u}_{t},{t_u}")
+            t += 1
+    p = tmp_path / "events.csv"
+    p.write_text("user_id,item_id,timestamp\n" + "\n".join(lines) + "\n")
+    cfg = DataConfig(
+        name="file", path=str(p), split="global_temporal", min_user_interactions=0, min_item_interactions=0,
+        temporal_quantile=0.75, valid_user_fraction=0.3,
+    )  # fmt: skip
+    d = prepare_data(cfg, tmp_path)
+    cutoff = d.stats["cutoff"]
+    ts = np.array([-1] + [int(str(x).split("_")[0][1:]) for x in d.item_ids[1:]])
+    for ev in (d.valid, d.test):
+        assert len(ev) > 0
+        assert np.all(ts[ev.inputs.values] <= cutoff)
+        for i in range(len(ev)):
+            assert int(ev.targets[i]) not in ev.inputs[i].tolist()
+            if len(ev.inputs[i]):
+                assert ts[ev.inputs[i]].max() <= ts[ev.targets[i]]
+    assert np.all(ts[d.test.targets] > cutoff)
+    assert np.all(ts[d.train.values] <= cutoff)

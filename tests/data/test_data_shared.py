@@ -60,11 +60,8 @@ def test_video_sasrec_text_loads(shared_data):
     assert d.num_items == 23_715 and d.stats["timestamps"] is False
     assert all(d.item_ids[i] == str(i) for i in (1, 2, 100, d.num_items))  # 1-based ids are kept
     # line order is the chronology: user 1's sequence is its lines in order
-    first = [
-        int(line.split()[1])
-        for line in (shared_data / "amazon-video-games" / "Video.txt").open()
-        if line.split()[0] == "1"
-    ]
+    lines = (shared_data / "amazon-video-games" / "Video.txt").read_text().splitlines()
+    first = [int(line.split()[1]) for line in lines if line.split()[0] == "1"]
     u = list(d.user_ids).index("1")
     assert (
         d.test.inputs[list(d.test.users).index(u)].tolist() + [d.test.targets[list(d.test.users).index(u)]]

@@ -136,7 +136,10 @@ def test_movielens_raw_layouts(tmp_path):
         "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n661::A: B (1996)::Animation|Musical\n",
     )
     inter, feats = read_ml_dat(tmp_path / "ratings.dat", tmp_path / "movies.dat")
-    assert inter["item"].to_list() == ["1193", "661"] and inter["rating"].to_list() == [5.0, 3.0]
+    assert inter["item"].cast(pl.String).to_list() == ["1193", "661"] and inter["rating"].to_list() == [
+        5.0,
+        3.0,
+    ]
     assert feats["title"].to_list() == ["One Flew Over the Cuckoo's Nest", "A: B"]
     write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3.5,1112486027\n")
     write(tmp_path / "movies.csv", 'movieId,title,genres\n2,"Jumanji, The (1995)",Adventure|Children\n')
@@ -234,3 +237,37 @@ def test_dataset_registry_has_required_names():
         if name != "synthetic":
             assert recipe.downloads and all(u.startswith("http") for d in recipe.downloads for u in d.urls)
             assert all(layout.reader in sources.READERS for layout in recipe.layouts)
+
+
+def test_fast_typed_ratings_match_the_diagnosing_reader(tmp_path):
+    rows = "".join(
+        f"{u}\t{i}\t{(u * i) % 5 + 1}\t{880000000 + u * 31 + i}\n" for u in range(1, 30) for i in (3, 1, 7)
+    )
+    p = write(tmp_path / "u.data", rows)
+    fast = sources._fast_ratings(p, sep="\t", has_header=False, width=4, cols=(0, 1, 2, 3))
+    slow = sources._ml100k_slow(p)
+    assert fast is not None and fast["user"].dtype == pl.Int64
+    cast = fast.with_columns(pl.col("user", "item").cast(pl.String), pl.col("timestamp").cast(pl.Float64))
+    assert cast.equals(slow.select(cast.columns))
+    dat = write(tmp_path / "ratings.dat", rows.replace("\t", "::"))
+    fast_dat = sources._fast_ratings(dat, sep=":", has_header=False, width=7, cols=(0, 2, 4, 6))
+    assert fast_dat.equals(fast)
+    assert sources._ml_dat_slow(dat).select(cast.columns).equals(cast)
+    # malformed input: the fast path declines and the slow path names the line
+    bad = write(tmp_path / "bad.data", rows + "5\t6\n")
+    assert sources._fast_ratings(bad, sep="\t", has_header=False, width=4, cols=(0, 1, 2, 3)) is None
+    with pytest.raises(DataError, match="line 88"):
+        read_ml100k(bad)
+
+
+def test_steam_python_literal_reviews_and_games(tmp_path):
+    reviews = [
+        {"username": "ann", "product_id": "620", "date": "2014-01-02", "text": "great"},
+        {"username": "bob", "product_id": "10", "date": "2013-12-31"},
+    ]
+    games = [{"id": "620", "app_name": "Portal 2", "genres": ["Action", "Adventure"], "developer": "Valve"}]
+    rp = _gz_lines(tmp_path / "steam_reviews.json.gz", [str(r) for r in reviews])
+    gp = _gz_lines(tmp_path / "steam_games.json.gz", [str(g) for g in games])
+    inter, feats = sources.read_steam(rp, gp)
+    assert inter["user"].to_list() == ["ann", "bob"] and inter["timestamp"].to_list() == [16072, 16070]
+    assert feats.to_dicts()[0]["title"] == "Portal 2" and feats.to_dicts()[0]["genres"] == "Action Adventure"

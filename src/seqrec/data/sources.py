@@ -47,6 +47,11 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8", errors="replace")
 
 
+def _first_line(path: Path) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.readline()
+
+
 def _check_nonempty(path: Path) -> None:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -149,7 +154,7 @@ def read_delimited(
     except pl.exceptions.NoDataError:
         raise DataError(f"{path}: file is empty") from None
     except pl.exceptions.ComputeError:
-        header = path.open(encoding="utf-8", errors="replace").readline().rstrip("\r\n")
+        header = _first_line(path).rstrip("\r\n")
         n_fields = len(next(csv.reader([header], delimiter=sep))) if quoted else len(header.split(sep))
         raise DataError(f"{path}: malformed row, {_first_bad_line(path, sep, n_fields, quoted)}") from None
     if raw.height == 0:
@@ -262,9 +267,31 @@ def _split_title_year(title: str) -> tuple[str, str | None]:
     return (m.group(1), m.group(2)) if m else (title, None)
 
 
-def read_ml100k(data_path: Path, item_path: Path | None = None) -> Frames:
-    """``u.data`` (tab separated user, item, rating, timestamp; no header) + ``u.item`` (``|``, latin-1)."""
-    _check_nonempty(data_path)
+def _fast_ratings(path: Path, *, sep: str, has_header: bool, width: int, cols: tuple[int, int, int, int]):
+    """Typed polars read of a well-formed ratings file: (user, item, rating, timestamp) at ``cols``.
+
+    Integer ids stay integers (much faster for ML-10M/20M). Returns None when anything is off; the caller's
+    string path then locates and names the problem.
+    """
+    u, i, r, t = cols
+    schema = {f"c{j}": pl.String for j in range(width)}
+    schema.update({f"c{u}": pl.Int64, f"c{i}": pl.Int64, f"c{r}": pl.Float64, f"c{t}": pl.Int64})
+    try:
+        raw = pl.read_csv(path, separator=sep, has_header=has_header, schema=schema, quote_char=None)
+    except Exception:  # noqa: BLE001 - any failure: fall back to the diagnosing reader
+        return None
+    out = raw.select(
+        pl.col(f"c{u}").alias("user"),
+        pl.col(f"c{i}").alias("item"),
+        pl.col(f"c{t}").alias("timestamp"),
+        pl.col(f"c{r}").alias("rating"),
+    )
+    if out.height == 0 or bool(out.null_count().sum_horizontal().item()):
+        return None
+    return out
+
+
+def _ml100k_slow(data_path: Path) -> pl.DataFrame:
     names = ["user_id", "item_id", "rating", "timestamp"]
     try:
         raw = pl.read_csv(
@@ -280,7 +307,15 @@ def read_ml100k(data_path: Path, item_path: Path | None = None) -> Frames:
         raise DataError(f"{data_path}: malformed row, {detail}") from None
     if bool(raw["timestamp"].is_null().any()):
         raise DataError(f"{data_path}: malformed row, {_first_bad_line(data_path, chr(9), 4, False, False)}")
-    inter = _finish(data_path, raw, "user_id", "item_id", "timestamp", "rating", header_lines=0)
+    return _finish(data_path, raw, "user_id", "item_id", "timestamp", "rating", header_lines=0)
+
+
+def read_ml100k(data_path: Path, item_path: Path | None = None) -> Frames:
+    """``u.data`` (tab separated user, item, rating, timestamp; no header) + ``u.item`` (``|``, latin-1)."""
+    _check_nonempty(data_path)
+    inter = _fast_ratings(data_path, sep="\t", has_header=False, width=4, cols=(0, 1, 2, 3))
+    if inter is None:
+        inter = _ml100k_slow(data_path)
     features = None
     if item_path is not None and item_path.is_file():
         rows = []
@@ -295,10 +330,7 @@ def read_ml100k(data_path: Path, item_path: Path | None = None) -> Frames:
     return inter, features
 
 
-def read_ml_dat(ratings_path: Path, movies_path: Path | None = None) -> Frames:
-    """ML-1M / ML-10M ``ratings.dat`` (``user::item::rating::timestamp``) + ``movies.dat``
-    (``id::title::genres``)."""
-    _check_nonempty(ratings_path)
+def _ml_dat_slow(ratings_path: Path) -> pl.DataFrame:
     try:
         raw = pl.read_csv(ratings_path, separator=":", has_header=False, infer_schema=False, quote_char=None)
     except pl.exceptions.ComputeError:
@@ -312,7 +344,16 @@ def read_ml_dat(ratings_path: Path, movies_path: Path | None = None) -> Frames:
     raw = raw.select(raw.columns[0:7:2]).rename(
         dict(zip(raw.columns[0:7:2], ["u", "i", "r", "t"], strict=True))
     )
-    inter = _finish(ratings_path, raw, "u", "i", "t", "r", header_lines=0)
+    return _finish(ratings_path, raw, "u", "i", "t", "r", header_lines=0)
+
+
+def read_ml_dat(ratings_path: Path, movies_path: Path | None = None) -> Frames:
+    """ML-1M / ML-10M ``ratings.dat`` (``user::item::rating::timestamp``) + ``movies.dat``
+    (``id::title::genres``)."""
+    _check_nonempty(ratings_path)
+    inter = _fast_ratings(ratings_path, sep=":", has_header=False, width=7, cols=(0, 2, 4, 6))
+    if inter is None:
+        inter = _ml_dat_slow(ratings_path)
     features = None
     if movies_path is not None and movies_path.is_file():
         rows = []
@@ -333,14 +374,19 @@ def read_ml_dat(ratings_path: Path, movies_path: Path | None = None) -> Frames:
 
 def read_ml_csv(ratings_path: Path, movies_path: Path | None = None) -> Frames:
     """ML-20M ``ratings.csv`` (userId,movieId,rating,timestamp) + ``movies.csv`` (movieId,title,genres)."""
-    inter = read_delimited(
-        ratings_path,
-        sep=",",
-        user_col="userId",
-        item_col="movieId",
-        time_col="timestamp",
-        rating_col="rating",
-    )
+    _check_nonempty(ratings_path)
+    inter = None
+    if _first_line(ratings_path).strip() == "userId,movieId,rating,timestamp":
+        inter = _fast_ratings(ratings_path, sep=",", has_header=True, width=4, cols=(0, 1, 2, 3))
+    if inter is None:
+        inter = read_delimited(
+            ratings_path,
+            sep=",",
+            user_col="userId",
+            item_col="movieId",
+            time_col="timestamp",
+            rating_col="rating",
+        )
     features = None
     if movies_path is not None and movies_path.is_file():
         movies = pl.read_csv(movies_path, infer_schema=False)

@@ -134,7 +134,7 @@ def generate_arrays(cfg: SyntheticConfig, seed: int) -> tuple[np.ndarray, np.nda
     values = np.full(int(offsets[-1]), -1, dtype=np.int64)
     main_s, second_s = main[by_len], second[by_len]
     chunk = max(1, min(n_users, SEEN_TABLE_BYTES // n_items))
-    seen = np.zeros((chunk, n_items), dtype=bool)
+    seen = np.zeros(chunk * n_items, dtype=bool)  # flat (chunk, n_items) table: row * n_items + item
     fill = np.zeros(n_users, dtype=np.int64)  # items written so far per user
 
     for c0 in range(0, n_users, chunk):
@@ -143,37 +143,40 @@ def generate_arrays(cfg: SyntheticConfig, seed: int) -> tuple[np.ndarray, np.nda
         active_counts = np.searchsorted(-clen, -np.arange(int(clen[0])), side="left")
         for t in range(int(clen[0])):
             a = int(active_counts[t])
-            rows = np.arange(a)
-            users_t = c0 + rows
+            base = np.arange(a, dtype=np.int64) * n_items  # seen-table row offsets of the active users
+            users_t = c0 + np.arange(a)
             r = rng.random(a)
             topics = np.where(
                 r < 0.75,
                 main_s[users_t],
                 np.where(r < 0.95, second_s[users_t], rng.integers(0, n_topics_eff, a)),
             )
-            cand = _draw(order, key, topics, rng.random(a))
-            has_prev = fill[users_t] > 0
-            if t > 0 and has_prev.any():
+            if t > 0:
+                has_prev = fill[users_t] > 0
                 prev = values[np.maximum(offsets[users_t] + fill[users_t] - 1, 0)]
                 k = np.minimum(np.searchsorted(succ_cdf, rng.random(a), side="right"), K - 1)
                 use = has_prev & (rng.random(a) < cfg.transition_strength)
-                cand = np.where(use, succ[prev, k], cand)
+                cand = succ[prev, k]
+                draw = np.flatnonzero(~use)  # only these need a draw from the user's topics
+                cand[draw] = _draw(order, key, topics[draw], rng.random(len(draw)))
+            else:
+                cand = _draw(order, key, topics, rng.random(a))
             for attempt in range(MAX_RETRIES + 1):
-                clash = np.flatnonzero(seen[rows, cand])
+                clash = np.flatnonzero(seen[base + cand])
                 if len(clash) == 0:
                     break
                 if attempt < MAX_RETRIES:
                     cand[clash] = _draw(order, key, topics[clash], rng.random(len(clash)))
                 else:
                     cand[clash] = rng.integers(0, n_items, len(clash))  # last resort: any item
-            ok = ~seen[rows, cand]
-            rows, users_t, cand = rows[ok], users_t[ok], cand[ok]
-            seen[rows, cand] = True
+            ok = ~seen[base + cand]
+            base, users_t, cand = base[ok], users_t[ok], cand[ok]
+            seen[base + cand] = True
             values[offsets[users_t] + fill[users_t]] = cand
             fill[users_t] += 1
         seg = values[offsets[c0] : offsets[c1]]  # clear only the bits that were set
-        set_rows = np.repeat(np.arange(c1 - c0), clen)
-        seen[set_rows[seg >= 0], seg[seg >= 0]] = False
+        set_rows = np.repeat(np.arange(c1 - c0, dtype=np.int64), clen)
+        seen[set_rows[seg >= 0] * n_items + seg[seg >= 0]] = False
 
     keep = values >= 0
     values = values[keep]
