@@ -185,3 +185,19 @@ def test_local_layouts_are_used_without_network(tmp_path):
     found = sources.find_local(sources.DATASETS["ml-100k"], tmp_path)
     assert found is not None and found[0].reader == "ml100k" and found[2] is None
     assert isinstance(found[1], Path)
+
+
+def test_zip_symlink_escaping_is_refused(tmp_path):
+    import stat
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ml-100k/u.data", U_DATA)
+        info = zipfile.ZipInfo("ml-100k/link")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "../../../etc/passwd")
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(buf.getvalue())
+    with pytest.raises(DataError, match="symlink"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "ml-100k").exists()
