@@ -289,6 +289,7 @@ def save_cache(data: PreparedData, entry: Path, key: str) -> bool:
         for f in tmp.iterdir():  # durable before the rename publishes the entry
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a published entry is as readable as any cache file
         try:
             os.rename(tmp, entry)
         except OSError:
