@@ -72,6 +72,8 @@ class LossConfig(_Section):
     filter_eps: float | None = Field(None, ge=0)  # gradient filtering threshold (CCE)
     gbce_t: float = Field(0.75, ge=0, le=1)  # gBCE calibration parameter t
     sce_buckets: int | None = Field(None, ge=1)  # SCE: number of buckets (None: sqrt of rows)
+    logq: bool | None = None  # sampled CE: subtract log(K q) from negative logits (None: on unless uniform)
+    kernel: Literal["auto", "torch", "triton"] = "auto"  # fused CCE-: Triton on CUDA when installed (auto)
 
 
 class TrainConfig(_Section):
