@@ -280,7 +280,8 @@ def sampled_loss(
     h = hidden if all_valid else hidden.index_select(0, idx)  # (M, D)
     t = targets if all_valid else targets.index_select(0, idx)  # (M,)
     if n_valid == 0:
-        row = (hidden.sum() * 0 + weight.sum() * 0).float()
+        row = hidden.sum() * 0 + weight.sum() * 0
+        row = row.to(torch.promote_types(row.dtype, torch.float32))
         return row.expand(targets.shape[0]).clone() if reduction == "none" else row
     neg, log_q = negatives_fn(t, h)
     dtype = compute_dtype(hidden.device, hidden, weight)
