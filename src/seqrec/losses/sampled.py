@@ -107,11 +107,21 @@ def materialized_sampled_loss(
 
 
 def _neg_logits(hc: Tensor, w: Tensor, neg: Tensor, w_neg_shared: Tensor | None, dtype: torch.dtype):
-    """One row chunk: ``hc`` (R, D), ``neg`` (K,)|(R, K) -> (logits (R, K) fp32, gathered (R, K, D)|None)."""
+    """One row chunk: ``hc`` (R, D), ``neg`` (K,)|(R, K) -> (logits (R, K) fp32, gathered (R, K, D)|None).
+
+    CPU notes (measured): ``index_select`` with flat int64 ids is ~4x faster than advanced indexing and
+    int64 ``index_add_`` ~2x faster than int32, so a chunk's ids are widened (chunk-bounded); in fp32 a
+    broadcast multiply-sum beats a batched mat-vec ``bmm`` ~3x. Half precision keeps ``bmm``.
+    """
     if w_neg_shared is not None:
         return (hc @ w_neg_shared.T).float(), None
-    w_g = w[neg].to(dtype)  # (R, K, D), the only gathered block alive
-    return torch.bmm(w_g, hc.unsqueeze(2)).squeeze(2).float(), w_g
+    R, K = neg.shape
+    w_g = (
+        w.index_select(0, neg.reshape(-1).long()).view(R, K, -1).to(dtype)
+    )  # (R, K, D), the one gathered block
+    if dtype in (torch.float16, torch.bfloat16):
+        return torch.bmm(w_g, hc.unsqueeze(2)).squeeze(2).float(), w_g
+    return (w_g * hc.unsqueeze(1)).sum(dim=2, dtype=torch.float32), w_g
 
 
 class FusedSampledLoss(torch.autograd.Function):
@@ -139,7 +149,7 @@ class FusedSampledLoss(torch.autograd.Function):
         M = h.shape[0]
         shared = neg.dim() == 1
         hc = h.to(dtype)
-        w_neg_shared = w[neg].to(dtype) if shared else None  # (K, D)
+        w_neg_shared = w.index_select(0, neg.long()).to(dtype) if shared else None  # (K, D)
         z_pos = (hc * w[t].to(dtype)).sum(dim=1, dtype=torch.float32)  # (M,)
         out = torch.empty(M, device=h.device, dtype=torch.float32)
         lse = torch.empty(M, device=h.device, dtype=torch.float32) if mode == "softmax" else None
@@ -180,7 +190,7 @@ class FusedSampledLoss(torch.autograd.Function):
         shared = neg.dim() == 1
         g = grad_out.float()  # (M,)
         hc = h.to(dtype)
-        w_neg_shared = w[neg].to(dtype) if shared else None
+        w_neg_shared = w.index_select(0, neg.long()).to(dtype) if shared else None
         grad_h = torch.zeros(M, D, device=h.device, dtype=torch.float32) if need_h else None
         grad_w = torch.zeros_like(w, dtype=torch.float32) if need_w else None
         grad_w_shared = torch.zeros(neg.shape[0], D, device=h.device, dtype=torch.float32) if shared else None
@@ -220,7 +230,7 @@ class FusedSampledLoss(torch.autograd.Function):
                     grad_h[r] += torch.bmm(coef_d.unsqueeze(1), w_g).squeeze(1).float()
                 if need_w:
                     outer = (coef_d.unsqueeze(2) * hc[r].unsqueeze(1)).float()  # (R, K, D), chunk-bounded
-                    grad_w.index_add_(0, neg_r.reshape(-1), outer.reshape(-1, D))
+                    grad_w.index_add_(0, neg_r.reshape(-1).long(), outer.reshape(-1, D))
         coef_pos.mul_(g)
         if need_h:
             grad_h += coef_pos[:, None] * w[t].to(dtype).float()
@@ -228,7 +238,7 @@ class FusedSampledLoss(torch.autograd.Function):
         if need_w:
             grad_w.index_add_(0, t, coef_pos[:, None] * hc.float())
             if shared:
-                grad_w.index_add_(0, neg, grad_w_shared)
+                grad_w.index_add_(0, neg.long(), grad_w_shared)
             grad_w = grad_w.to(w.dtype)
         return grad_h, grad_w, None, None, None, None, None, None, None, None, None
 
