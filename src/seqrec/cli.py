@@ -141,7 +141,8 @@ def recommend(
             raw = [h.strip() for h in history.split(",") if h.strip()]
             unknown = [h for h in raw if h not in index]
             if unknown:
-                raise DataError(f"--history: unknown item id(s) {', '.join(unknown[:5])} (not in the model's catalogue)")
+                listed = ", ".join(unknown[:5])
+                raise DataError(f"--history: unknown item id(s) {listed} (not in the model's catalogue)")
             histories = [[index[h] for h in raw]]
         else:
             from seqrec.data import prepare_data
@@ -164,7 +165,7 @@ def recommend(
         _fail(err)
     for name, rec in zip(names, recs, strict=True):
         ids = [item_ids[i] for i in rec]
-        out.print(",".join(ids) if history is not None else f"{name}\t{','.join(ids)}", highlight=False)
+        typer.echo(",".join(ids) if history is not None else f"{name}\t{','.join(ids)}")
 
 
 def main() -> None:

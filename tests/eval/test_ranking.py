@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from seqrec.config import ModelSection
 from seqrec.data.sequences import EvalSet, PreparedData, Sequences
 from seqrec.eval.metrics import accuracy_per_user, bootstrap_ci, coverage
 from seqrec.eval.ranking import (
@@ -13,12 +14,12 @@ from seqrec.eval.ranking import (
     rank_targets,
 )
 from seqrec.models import build_model
-from seqrec.config import ModelSection
 
 
 def make_data(num_users=2000, num_items=500, seed=0, hist_len=(1, 30)):
     rng = np.random.default_rng(seed)
-    hists = [rng.choice(np.arange(1, num_items + 1), size=rng.integers(*hist_len), replace=False) for _ in range(num_users)]
+    items = np.arange(1, num_items + 1)
+    hists = [rng.choice(items, size=rng.integers(*hist_len), replace=False) for _ in range(num_users)]
     targets = np.array([rng.choice(np.setdiff1d(np.arange(1, num_items + 1), h)) for h in hists])
     inputs = Sequences.from_lists(hists)
     es = EvalSet(users=np.arange(num_users), inputs=inputs, targets=targets)

@@ -60,7 +60,7 @@ def popularity_scorer(item_popularity: np.ndarray) -> Scorer:
     pop = torch.as_tensor(np.asarray(item_popularity), dtype=torch.float32)
 
     def score(history: Tensor) -> Tensor:
-        return pop.to(history.device).expand(history.shape[0], -1)
+        return pop.to(history.device).expand(history.shape[0], -1).clone()
 
     return score
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from seqrec.errors import CheckpointError
@@ -36,6 +36,6 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
             raw = (f.metadata() or {}).get("seqrec", "{}")
         tensors = load_file(str(path))
         metadata = json.loads(raw)
-    except (SafetensorsError, OSError, ValueError, json.JSONDecodeError) as err:
+    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path}: corrupted or truncated checkpoint ({err.__class__.__name__})") from None
     return tensors, metadata

@@ -144,7 +144,7 @@ def fit(
                     norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
                 optimizer.step()
                 scheduler.step()
-                loss_sum += float(loss)
+                loss_sum += float(loss.detach())
                 loss_n += 1
                 grad_max = max(grad_max, float(norm))
                 if step % 10 == 0:

@@ -20,7 +20,7 @@ import yaml
 from rich.console import Console
 
 from seqrec import __version__
-from seqrec.config import Config, build_config, config_to_dict, dump_config
+from seqrec.config import Config, build_config, dump_config
 from seqrec.data import prepare_data
 from seqrec.data.sequences import EvalSet, PreparedData
 from seqrec.errors import CheckpointError, DataError
@@ -171,7 +171,9 @@ def train_run(
     return metrics
 
 
-def load_run(checkpoint_dir: str | Path, overrides: list[str] | None = None) -> tuple[Config, torch.nn.Module, list[str]]:
+def load_run(
+    checkpoint_dir: str | Path, overrides: list[str] | None = None
+) -> tuple[Config, torch.nn.Module, list[str]]:
     """Config, model (weights loaded, eval mode) and item ids of a run directory."""
     ckpt = Path(checkpoint_dir)
     cfg_path = ckpt / "config.yaml"

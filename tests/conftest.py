@@ -1,4 +1,4 @@
-"""Data-layer test fixtures: an isolated cache folder and the shared real datasets (skipped if absent)."""
+"""Test fixtures: an isolated cache folder and the shared real datasets (skipped if absent)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
