@@ -1,4 +1,3 @@
-import numpy as np
 
 from seqrec.data.sequences import Sequences
 from seqrec.data.windows import gather_windows, window_index
