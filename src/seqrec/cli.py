@@ -82,16 +82,37 @@ def train(
     output: Annotated[Path, typer.Option("--output", help="Run directory to write")] = Path("out/run"),
     set_: SetOpt = None,
     data_dir: DataDirOpt = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue the run in DIR from its last epoch checkpoint")
+    ] = None,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Profile a few steps (trace + top ops), then stop")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build, print params and memory estimate, run one step, stop")
+    ] = False,
 ) -> None:
     """Train with early stopping on validation, evaluate the best checkpoint on test, write the run directory."""
     try:
         from seqrec.config import load_config
         from seqrec.train.run import train_run
 
-        cfg = load_config(config, set_)
-        metrics = train_run(cfg, output, data_dir=data_dir, console=console)
+        extra = [*(set_ or []), *(["train.profile=true"] if profile else []),
+                 *(["train.dry_run=true"] if dry_run else [])]
+        if resume is not None:
+            from seqrec.train.resume import resume_config
+
+            if config is not None:
+                console.print("note: --resume uses the run's saved config; --config is ignored", highlight=False)
+            cfg = resume_config(resume, extra)
+            output = resume
+        else:
+            cfg = load_config(config, extra)
+        metrics = train_run(cfg, output, data_dir=data_dir, console=console, resume=resume is not None)
     except SeqrecError as err:
         _fail(err)
+    if cfg.train.profile or cfg.train.dry_run:
+        return
     out.print(metrics_table(f"{cfg.model.name} — {metrics['protocol']['ranking']} ranking", metrics))
     pop = metrics["baselines"]["popularity"]["test"]
     out.print(
@@ -166,6 +187,56 @@ def recommend(
     for name, rec in zip(names, recs, strict=True):
         ids = [item_ids[i] for i in rec]
         typer.echo(",".join(ids) if history is not None else f"{name}\t{','.join(ids)}")
+
+
+@app.command()
+def bench(
+    config: Annotated[Path, typer.Argument(help="Grid YAML (fixed settings and swept keys)")],
+    output: Annotated[
+        Path, typer.Option("--output", help="Results directory (results.sqlite, cells/, report.*)")
+    ] = Path("out/bench"),
+    set_: SetOpt = None,
+    data_dir: DataDirOpt = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed cells again")] = False,
+    download: Annotated[bool, typer.Option("--download", help="Fetch named datasets that are not on disk")] = False,
+) -> None:
+    """Run a benchmark grid (each cell in its own process), resumable; print the pivot and the report path."""
+    try:
+        from seqrec.bench.report import write_report
+        from seqrec.bench.runner import run_bench
+
+        summary = run_bench(config, output, data_dir=data_dir, overrides=set_, retry_failed=retry_failed,
+                            download=download, console=console)
+        paths = write_report(output)
+    except SeqrecError as err:
+        _fail(err)
+    out.print(paths.markdown_text, highlight=False, markup=False, soft_wrap=True)
+    console.print(
+        f"{summary.total} cells: {len(summary.ran)} run now, {len(summary.cached)} from earlier, "
+        f"{len(summary.skipped)} skipped, {len(summary.failed)} failed"
+    )
+    out.print(f"HTML report: {paths.html}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="Results directory written by `seqrec bench`")],
+    metrics: Annotated[
+        str | None, typer.Option("--metrics", help="Comma-separated columns, e.g. NDCG@10,HR@10,epoch_time_avg")
+    ] = None,
+    compare: Annotated[Path | None, typer.Option("--compare", help="Second results directory to compare")] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Where to write report.* (default: RESULTS)")] = None,
+) -> None:
+    """Pivot table (Markdown, CSV) and a self-contained HTML page with plots from a results store."""
+    try:
+        from seqrec.bench.report import write_report
+
+        cols = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+        paths = write_report(results, metrics=cols, compare=compare, output=output)
+    except SeqrecError as err:
+        _fail(err)
+    out.print(paths.markdown_text, highlight=False, markup=False, soft_wrap=True)
+    out.print(f"wrote {paths.markdown}, {paths.csv}; HTML report: {paths.html}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

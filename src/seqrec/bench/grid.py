@@ -1,0 +1,197 @@
+"""Benchmark grids: a YAML file with fixed settings and swept keys, expanded into a cartesian product of cells.
+
+Grid file keys (all optional except ``sweep`` or ``fixed``)::
+
+    name: quickstart                 # shown in the report title
+    recipes:                         # model name -> config file (relative to the grid file): the model's
+      sasrec: ../sasrec-ml-100k.yaml #   hyper-parameters, the lowest layer of that model's cells
+    fixed:                           # a config tree (sections) and/or dotted keys, applied to every cell
+      train: {epochs: 5}
+      data.max_len: 50
+    sweep:                           # dotted config key -> list of values; cells = cartesian product
+      model.name: [sasrec, bert4rec]
+      data.max_len: [50, 100]
+
+Layers, lowest first: the model's recipe, ``fixed``, ``--set`` overrides of the command line, the swept values.
+Short aliases: ``model`` = ``model.name``, ``dataset`` = ``data.name``, ``max_len`` = ``data.max_len``,
+``seed`` = ``train.seed``, ``loss`` = ``loss.name``. A cell's id is a hash of its fully resolved config, so the
+same cell in an edited grid keeps its id (and its results).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seqrec.config import Config, build_config, config_to_dict
+from seqrec.errors import ConfigError
+
+ALIASES: dict[str, str] = {
+    "model": "model.name",
+    "dataset": "data.name",
+    "max_len": "data.max_len",
+    "seed": "train.seed",
+    "loss": "loss.name",
+}
+_GRID_KEYS = ("name", "recipes", "fixed", "sweep")
+
+
+@dataclass
+class Grid:
+    """A parsed grid file."""
+
+    name: str
+    fixed: dict[str, Any]  # nested config tree
+    sweep: dict[str, list[Any]]  # canonical dotted key -> values (in file order)
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # model name -> config tree
+    source: str = ""  # path of the grid file
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "fixed": self.fixed, "sweep": self.sweep, "recipes": self.recipes,
+                "source": self.source}
+
+
+@dataclass
+class Cell:
+    """One point of the grid: its swept values and the resolved config."""
+
+    id: str
+    ordinal: int
+    labels: dict[str, Any]  # canonical dotted key -> value
+    config: Config
+
+    def describe(self) -> str:
+        return " ".join(f"{label_name(k)}={v}" for k, v in self.labels.items())
+
+
+def label_name(key: str) -> str:
+    """Short display name of a dotted key: ``model.name`` -> ``model``, ``data.max_len`` -> ``max_len``."""
+    parts = key.split(".")
+    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
+
+
+def canonical_key(key: str) -> str:
+    return ALIASES.get(key, key)
+
+
+def _set_dotted(tree: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"grid key '{key}': '{'.'.join(parts[: i + 1])}' is not a section")
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def _merge(base: dict, top: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _tree(mapping: dict, where: str) -> dict:
+    """A config tree from a mapping that may mix sections and dotted keys."""
+    out: dict = {}
+    for k, v in mapping.items():
+        key = canonical_key(str(k))
+        if "." in key:
+            _set_dotted(out, key, v)
+        elif isinstance(v, dict):
+            out = _merge(out, {key: v})
+        else:
+            raise ConfigError(f"{where}: '{k}' must be a section (mapping) or a dotted key such as train.lr")
+    return out
+
+
+def _read_yaml(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        raise ConfigError(f"{path}: invalid YAML") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping")
+    return loaded
+
+
+def load_grid(path: str | Path) -> Grid:
+    """Parse and validate a grid file (unknown keys and empty sweeps are one-line ConfigErrors)."""
+    path = Path(path)
+    raw = _read_yaml(path, "grid file")
+    return parse_grid(raw, str(path), base_dir=path.parent)
+
+
+def parse_grid(raw: dict, source: str = "<grid>", base_dir: Path | None = None) -> Grid:
+    for k in raw:
+        if k not in _GRID_KEYS:
+            raise ConfigError(f"{source}: unknown grid key '{k}' (allowed: {', '.join(_GRID_KEYS)})")
+    fixed_raw = raw.get("fixed") or {}
+    sweep_raw = raw.get("sweep") or {}
+    if not isinstance(fixed_raw, dict):
+        raise ConfigError(f"{source}: 'fixed' must be a mapping of config keys")
+    if not isinstance(sweep_raw, dict):
+        raise ConfigError(f"{source}: 'sweep' must be a mapping of dotted config key -> list of values")
+    sweep: dict[str, list[Any]] = {}
+    for k, values in sweep_raw.items():
+        key = canonical_key(str(k))
+        if "." not in key:
+            raise ConfigError(f"{source}: sweep key '{k}' must be a dotted config key such as data.max_len")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{source}: sweep key '{k}' must be a non-empty list of values")
+        if key in sweep:
+            raise ConfigError(f"{source}: sweep key '{k}' given twice")
+        sweep[key] = values
+    recipes: dict[str, dict] = {}
+    for model, rel in (raw.get("recipes") or {}).items():
+        p = Path(rel)
+        if not p.is_absolute() and base_dir is not None:
+            p = base_dir / p
+        recipes[str(model)] = _read_yaml(p, f"recipe of model '{model}'")
+    name = str(raw.get("name") or Path(source).stem)
+    return Grid(name=name, fixed=_tree(fixed_raw, f"{source}: fixed"), sweep=sweep, recipes=recipes,
+                source=source)
+
+
+def cell_id(config: Config) -> str:
+    """Stable id of a resolved config: the first 16 hex digits of the SHA-256 of its sorted JSON."""
+    text = json.dumps(config_to_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def expand(grid: Grid, overrides: list[str] | None = None) -> list[Cell]:
+    """The grid's cells in sweep order (the last key varies fastest); duplicate configs are kept once."""
+    keys = list(grid.sweep)
+    cells: list[Cell] = []
+    seen: set[str] = set()
+    for values in itertools.product(*(grid.sweep[k] for k in keys)):
+        labels = dict(zip(keys, values, strict=True))
+        model = labels.get("model.name", grid.fixed.get("model", {}).get("name", "sasrec"))
+        tree = _merge(grid.recipes.get(str(model), {}), grid.fixed)
+        sweep_overrides = [f"{k}={json.dumps(v)}" for k, v in labels.items()]
+        try:
+            config = build_config(tree, [*(overrides or []), *sweep_overrides])
+        except ConfigError as err:
+            where = ", ".join(f"{k}={v}" for k, v in labels.items())
+            raise ConfigError(f"{grid.source}: cell ({where}): {err}") from None
+        cid = cell_id(config)
+        if cid in seen:
+            continue
+        seen.add(cid)
+        cells.append(Cell(id=cid, ordinal=len(cells), labels=labels, config=config))
+    return cells

@@ -1,0 +1,243 @@
+"""``seqrec bench``: run every cell of a grid in its own process and record it in the results store.
+
+Life of a cell (see :mod:`seqrec.bench.store` for the tables):
+
+1. ``pending`` (new) -> data check: a named dataset that is not on disk (downloads are off unless
+   ``download=True``) marks the cell ``skipped`` with the one-line reason, before any training.
+2. ``running``: ``DIR/cells/<id>/`` is wiped, ``request.json`` written, and ``python -m seqrec.bench.cell``
+   started (it dies with the runner: ``PR_SET_PDEATHSIG``), with stdout/stderr in ``stdout.log``/``stderr.log``.
+3. When the process has exited, the parent reads ``run/metrics.json``, ``run/history.jsonl`` and ``cell.json``
+   and inserts them with ``status = 'done'`` in one transaction; a non-zero exit or a signal (an OOM kill is
+   SIGKILL) marks it ``failed`` with the reason.
+
+Re-running skips ``done`` cells (and ``failed`` ones unless ``retry_failed``); a cell found ``running`` was
+interrupted (Ctrl-C, ``kill -9``, power loss) and runs again from scratch. A lock file keeps two runners off
+one directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+
+from seqrec.bench.cell import REQUEST, RESULT, RUN
+from seqrec.bench.grid import Cell, expand, load_grid
+from seqrec.bench.store import ResultStore
+from seqrec.config import Config, config_to_dict
+from seqrec.errors import DataError
+
+CELLS = "cells"
+LOCK = ".bench.lock"
+
+# metrics.json key -> stored metric name (the per-cell columns of the benchmark table, plus extras)
+SCALARS: dict[str, str] = {
+    "epoch_time_max_s": "epoch_time_max_s",
+    "epoch_time_avg_s": "epoch_time_avg_s",
+    "epoch_time_sum_s": "epoch_time_sum_s",
+    "peak_memory_mb": "peak_memory_mb",
+    "grad_norm_max": "grad_norm_max",
+    "lr": "lr",
+    "train_loss": "train_loss",
+    "params": "params",
+    "epochs_trained": "epochs_trained",
+    "best_epoch": "best_epoch",
+    "throughput_seq_s": "throughput_seq_s",
+    "train_time_s": "train_time_s",
+    "eval_time_s": "eval_time_s",
+    "total_time_s": "total_time_s",
+}
+
+
+@dataclass
+class BenchSummary:
+    """What a ``run_bench`` call did, by cell id."""
+
+    output: Path
+    ran: list[str] = field(default_factory=list)  # cells trained in this call (done or failed)
+    cached: list[str] = field(default_factory=list)  # done (or failed) in an earlier call, not re-run
+    skipped: list[str] = field(default_factory=list)  # dataset not available
+    failed: list[str] = field(default_factory=list)  # crashed in this call
+    total: int = 0
+
+
+def cell_metrics(metrics: dict[str, Any], cell: dict[str, Any]) -> dict[str, tuple[float | None, ...]]:
+    """Flatten a run's ``metrics.json`` and the cell's ``cell.json`` into ``name -> (value, ci_low, ci_high)``."""
+    out: dict[str, tuple[float | None, ...]] = {}
+    for key, name in SCALARS.items():
+        if metrics.get(key) is not None:
+            out[name] = (float(metrics[key]),)
+    ci = metrics.get("test_ci95") or {}
+    for name, value in (metrics.get("test") or {}).items():
+        lo_hi = ci.get(name)
+        out[name] = (float(value), *(float(x) for x in lo_hi)) if lo_hi else (float(value),)
+    for name, value in (metrics.get("valid") or {}).items():
+        out[f"valid/{name}"] = (float(value),)
+    for name, value in ((metrics.get("baselines") or {}).get("popularity", {}).get("test") or {}).items():
+        out[f"popularity/{name}"] = (float(value),)
+    if cell.get("utilisation_pct") is not None:
+        out["utilisation_pct"] = (float(cell["utilisation_pct"]),)
+    return out
+
+
+def dataset_unavailable(config: Config, data_dir: str | os.PathLike | None, download: bool) -> str | None:
+    """The one-line reason a cell's dataset cannot be used offline, or None when it is on disk (cheap check)."""
+    from seqrec.data.prepare import resolve_data_dir, resolve_source
+
+    data = config.data.model_copy(update={"download": bool(download and config.data.download)})
+    try:
+        resolve_source(data, resolve_data_dir(data_dir))
+    except DataError as err:
+        return str(err).replace("\n", " ")
+    return None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to SIGKILL the cell when the runner dies, so a killed runner never leaves a cell training."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:500] if lines else ""
+
+
+def _failure_reason(code: int, cell_dir: Path) -> str:
+    last = _last_line(cell_dir / "stderr.log")
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+        return f"killed by {name}{hint}" + (f": {last}" if last else "")
+    return last or f"exit status {code}"
+
+
+def _lock(output: Path) -> IO[str]:
+    handle = open(output / LOCK, "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise DataError(f"{output}: another `seqrec bench` is running on this directory") from None
+    return handle
+
+
+def run_cell_process(cell: Cell, cell_dir: Path, data_dir: str | os.PathLike | None) -> int:
+    """Start the cell's process and wait for it; Ctrl-C stops it and propagates."""
+    if cell_dir.exists():
+        shutil.rmtree(cell_dir)
+    cell_dir.mkdir(parents=True)
+    from seqrec.io import atomic_write_json
+
+    atomic_write_json(cell_dir / REQUEST, {"id": cell.id, "labels": cell.labels,
+                                           "config": config_to_dict(cell.config)})
+    cmd = [sys.executable, "-m", "seqrec.bench.cell", str(cell_dir)]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    with open(cell_dir / "stdout.log", "wb") as so, open(cell_dir / "stderr.log", "wb") as se:
+        proc = subprocess.Popen(cmd, stdout=so, stderr=se, stdin=subprocess.DEVNULL,
+                                preexec_fn=_die_with_parent)  # noqa: PLW1509
+        try:
+            return proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+
+
+def run_bench(
+    grid_path: str | Path,
+    output: str | Path,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    retry_failed: bool = False,
+    download: bool = False,
+    console: Console | None = None,
+) -> BenchSummary:
+    """Run (or resume) the grid in ``grid_path`` into ``output``; see the module docstring."""
+    console = console or Console(quiet=True)
+    grid = load_grid(grid_path)
+    cells = expand(grid, overrides)
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise DataError(f"{output}: output path exists and is not a directory")
+    output.mkdir(parents=True, exist_ok=True)
+    lock = _lock(output)
+    store = ResultStore.open(output)
+    summary = BenchSummary(output=output, total=len(cells))
+    try:
+        store.set_meta("grid", grid.spec())
+        store.set_meta("overrides", overrides or [])
+        store.set_meta("cell_ids", [c.id for c in cells])
+        for cell in cells:
+            status = store.ensure_cell(cell.id, cell.ordinal, cell.labels, config_to_dict(cell.config))
+            tag = f"[{cell.ordinal + 1}/{len(cells)}] {cell.describe()}"
+            if status == "done" or (status == "failed" and not retry_failed):
+                summary.cached.append(cell.id)
+                console.print(f"{tag}: {status} earlier, not re-run")
+                continue
+            reason = dataset_unavailable(cell.config, data_dir, download)
+            if reason is not None:
+                store.set_status(cell.id, "skipped", reason)
+                summary.skipped.append(cell.id)
+                console.print(f"{tag}: [yellow]skipped[/] ({reason})", highlight=False)
+                continue
+            if status == "running":
+                console.print(f"{tag}: interrupted earlier, running again")
+            cell_dir = output / CELLS / cell.id
+            store.set_status(cell.id, "running")
+            console.print(f"{tag}: running", highlight=False)
+            t0 = time.perf_counter()
+            try:
+                code = run_cell_process(cell, cell_dir, data_dir)
+            except KeyboardInterrupt:
+                store.set_status(cell.id, "pending", "interrupted")
+                raise
+            wall = time.perf_counter() - t0
+            summary.ran.append(cell.id)
+            if code == 0 and (cell_dir / RESULT).is_file():
+                try:
+                    metrics = json.loads((cell_dir / RUN / "metrics.json").read_text())
+                    result = json.loads((cell_dir / RESULT).read_text())
+                    history = [json.loads(line) for line in
+                               (cell_dir / RUN / "history.jsonl").read_text().splitlines() if line.strip()]
+                except (OSError, ValueError) as err:
+                    code, why = 1, f"unreadable cell output: {err}"
+                else:
+                    env = {**result.get("environment", {}),
+                           "utilisation_source": result.get("utilisation_source")}
+                    store.record_done(cell.id, history, cell_metrics(metrics, result), env, wall)
+                    ndcg = metrics.get("test", {}).get("NDCG@10", float("nan"))
+                    console.print(f"{tag}: [green]done[/] in {wall:.1f} s, test NDCG@10 {ndcg:.4f}",
+                                  highlight=False)
+                    continue
+            else:
+                why = _failure_reason(code, cell_dir)
+            store.set_status(cell.id, "failed", why, wall_s=wall)
+            summary.failed.append(cell.id)
+            console.print(f"{tag}: [red]failed[/] ({why})", highlight=False)
+    finally:
+        store.close()
+        lock.close()
+    return summary
+
+
+__all__ = ["BenchSummary", "cell_metrics", "dataset_unavailable", "run_bench"]
