@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from seqrec.errors import ConfigError
 
@@ -91,8 +91,22 @@ class TrainConfig(_Section):
     seed: int = 42  # initialisation, batch order, masking, negatives
     threads: int | None = Field(None, ge=1)  # torch CPU threads (None: torch default)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"  # autocast dtype; 16-mixed adds gradient scaling
     progress: bool = True  # Rich progress bars
+    compile: bool = False  # torch.compile the model's training forward (falls back to eager on failure)
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
+    accumulate_grad_batches: int = Field(1, ge=1)  # micro-batches per optimizer step
+    activation_checkpointing: bool = False  # recompute each block of model.blocks in backward (saves memory)
+    checkpoint_every: int = Field(1, ge=0)  # write <output>/last every N epochs for --resume (0: never)
+    profile: bool = False  # run a few steps under torch.profiler, write a Chrome trace, print top ops, stop
+    profile_steps: int = Field(5, ge=1)  # profiled steps (after 1 wait + 1 warm-up step)
+    dry_run: bool = False  # build the model, print params and memory estimate, run one step, stop
+    tracker: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"  # experiment tracker (history.csv always)
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_as_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v  # --set train.precision=32
 
 
 class EvalConfig(_Section):

@@ -4,6 +4,12 @@ Per epoch: shuffle the training windows (seeded), for each batch let the model t
 ``(inputs, targets)``, compute hidden states, apply the loss to ``(hidden, item_weight, targets)``, clip gradients
 and step AdamW. After each ``eval_every`` epochs: full-catalogue validation, early stopping on ``train.monitor``
 with patience, and the best weights kept in memory (restored at the end).
+
+Scale options (all off by default, the default path is unchanged): mixed precision and torch.compile
+(:mod:`seqrec.train.precision`), gradient accumulation over ``train.accumulate_grad_batches`` micro-batches,
+activation checkpointing per block, an epoch-boundary checkpoint for ``--resume`` (:mod:`seqrec.train.resume`),
+a memory estimate printed at start, and a CSV history plus optional experiment tracker
+(:mod:`seqrec.train.tracking`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -27,6 +34,13 @@ from seqrec.data.windows import gather_windows, window_index
 from seqrec.eval.ranking import evaluate, model_scorer
 from seqrec.losses import make_loss
 from seqrec.models.base import SequenceModel
+from seqrec.train.precision import (
+    autocast_context,
+    enable_activation_checkpointing,
+    make_scaler,
+    training_forward,
+)
+from seqrec.train.resume import LoopState, load_checkpoint, restore, save_checkpoint
 
 
 @dataclass
@@ -72,6 +86,123 @@ def _lr_lambda(config: Config, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
+class Trainer:
+    """Optimizer, scheduler, scaler and the forward/backward/step of one batch, shared by fit, profile, dry-run.
+
+    ``forward_backward`` accumulates gradients of one micro-batch (loss divided by the accumulation count when
+    it exceeds 1); ``optimizer_step`` unscales (16-mixed), clips, steps AdamW and the scheduler, then clears
+    gradients. With the defaults this is exactly forward, loss, backward, clip, step of the original loop.
+    """
+
+    def __init__(
+        self, model: SequenceModel, data: PreparedData, config: Config, device: torch.device, console: Console
+    ) -> None:
+        tc = config.train
+        self.model, self.data, self.config, self.device = model, data, config, device
+        self.max_len = config.data.max_len
+        model.to(device)
+        if tc.activation_checkpointing:
+            enable_activation_checkpointing(model)
+        self.loss_fn = make_loss(config.loss, data.item_popularity)
+        self.rows, self.ends = window_index(data.train, self.max_len)
+        if len(self.rows) == 0:
+            raise ValueError("no training windows: every training sequence has fewer than 2 items")
+        self.batches_per_epoch = -(-len(self.rows) // tc.batch_size)
+        self.accumulate = tc.accumulate_grad_batches
+        self.steps_per_epoch = -(-self.batches_per_epoch // self.accumulate)  # optimizer steps
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            (no_decay if p.ndim < 2 or "emb" in name or "norm" in name else decay).append(p)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=tc.lr,
+            betas=tc.betas,
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_lambda(config, tc.epochs * self.steps_per_epoch)
+        )
+        self.scaler = make_scaler(device, tc.precision)
+        self.autocast = autocast_context(device, tc.precision)
+        self.forward = training_forward(model, tc.compile, tc.compile_mode, console)
+        self.grad_clip = tc.grad_clip
+
+    def window(self, batch: np.ndarray) -> torch.Tensor:  # (B, T + 1)
+        return torch.from_numpy(gather_windows(self.data.train, self.rows[batch], self.ends[batch], self.max_len))
+
+    def forward_backward(self, window: torch.Tensor, gen: torch.Generator, divide: int = 1) -> torch.Tensor:
+        """One micro-batch: loss of ``window`` (B, T + 1), gradients accumulated; returns the detached loss."""
+        model, device = self.model, self.device
+        inputs, targets = model.training_example(window, gen)
+        inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        with self.autocast():
+            hidden = self.forward(inputs)  # (B, T, D)
+            loss = self.loss_fn(hidden.reshape(-1, hidden.shape[-1]), model.item_weight(), targets.reshape(-1), gen)
+        scaled = loss / divide if divide > 1 else loss
+        if self.scaler is not None:
+            scaled = self.scaler.scale(scaled)
+        scaled.backward()
+        return loss.detach()
+
+    def optimizer_step(self) -> torch.Tensor:
+        """Unscale, clip, step; returns the total gradient norm before clipping."""
+        params = self.model.parameters()
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in self.model.parameters() if p.grad is not None])
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return norm
+
+    def train_batches(self, batches: list[np.ndarray], gen: torch.Generator) -> tuple[float, float]:
+        """Micro-batches forming one optimizer step -> (summed loss over micro-batches, grad norm)."""
+        loss_sum = 0.0
+        for b in batches:
+            loss_sum += float(self.forward_backward(self.window(b), gen, divide=len(batches)))
+        return loss_sum, float(self.optimizer_step())
+
+
+def estimate_memory(model: SequenceModel, config: Config, num_items: int) -> dict[str, float]:
+    """Rough training memory per step in MiB: weights + grads + AdamW moments, activations and loss logits.
+
+    Activations follow Korthikanti et al. (2022), ~``T*B*D*(34 + 5*H*T/D)`` bytes per transformer layer at 16-bit
+    (doubled for fp32); with activation checkpointing only each block's input plus one block are kept. The loss
+    term assumes full-catalogue logits ``B*T*(N+1)`` (fp32, x3 for softmax and its gradient); fused/sampled
+    losses need far less. Non-transformer models use the same per-layer formula as an order of magnitude.
+    """
+    tc = config.train
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    mcfg = getattr(model, "config", None)
+    hidden = int(getattr(mcfg, "hidden", model.item_weight().shape[-1]))
+    layers = int(getattr(mcfg, "layers", getattr(mcfg, "blocks", 2)) or 2)
+    heads = int(getattr(mcfg, "heads", 1) or 1)
+    b, t = tc.batch_size, config.data.max_len
+    act_bytes = 2 if tc.precision != "32" else 4
+    per_layer = t * b * hidden * (34 + 5 * heads * t / hidden) * act_bytes / 2
+    if tc.activation_checkpointing:
+        acts = layers * t * b * hidden * act_bytes + per_layer
+    else:
+        acts = layers * per_layer
+    logits = 3.0 * b * t * (num_items + 1) * 4
+    out = {
+        "params": float(params),
+        "weights_optimizer_mb": params * 16 / 2**20,  # fp32 weights + grads + 2 AdamW moments
+        "activations_mb": acts / 2**20,
+        "logits_mb": logits / 2**20,
+    }
+    out["total_mb"] = out["weights_optimizer_mb"] + out["activations_mb"] + out["logits_mb"]
+    return out
+
+
 def fit(
     model: SequenceModel,
     data: PreparedData,
@@ -80,37 +211,50 @@ def fit(
     device: torch.device,
     console: Console | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    tracker: object | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``data.train``, early-stopping on ``data.valid``; returns history and best weights."""
+    """Train ``model`` on ``data.train``, early-stopping on ``data.valid``; returns history and best weights.
+
+    ``checkpoint_dir``: write ``<dir>/last`` every ``train.checkpoint_every`` epochs. ``resume``: continue from
+    the newest readable checkpoint there (``on_epoch`` is replayed for the restored epochs). ``tracker``: an
+    object with ``log(metrics, step)`` (see :mod:`seqrec.train.tracking`).
+    """
     tc = config.train
     console = console or Console(quiet=True)
     max_len = config.data.max_len
     rng = np.random.default_rng(tc.seed)
     gen = torch.Generator(device="cpu").manual_seed(tc.seed + 1)
-    model.to(device)
-    loss_fn = make_loss(config.loss, data.item_popularity)
-    rows, ends = window_index(data.train, max_len)
-    if len(rows) == 0:
-        raise ValueError("no training windows: every training sequence has fewer than 2 items")
-    steps_per_epoch = -(-len(rows) // tc.batch_size)
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "emb" in name or "norm" in name else decay).append(p)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=tc.lr,
-        betas=tc.betas,
+    trainer = Trainer(model, data, config, device, console)
+    rows, optimizer = trainer.rows, trainer.optimizer
+    steps_per_epoch = trainer.batches_per_epoch
+    mem = estimate_memory(model, config, data.num_items)
+    console.print(
+        f"memory estimate per step: {mem['total_mb']:.0f} MiB (weights+optimizer {mem['weights_optimizer_mb']:.0f}, "
+        f"activations {mem['activations_mb']:.0f}, full logits {mem['logits_mb']:.0f})"
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, tc.epochs * steps_per_epoch))
     process = psutil.Process()
-    history: list[dict] = []
-    best_score, best_epoch, bad_epochs = -math.inf, 0, 0
+    state = LoopState()
     best_state = copy.deepcopy(model.state_dict())
+    if resume:
+        if checkpoint_dir is None:
+            raise ValueError("resume needs a checkpoint directory")
+        tensors, meta, where = load_checkpoint(checkpoint_dir, console)
+        state, best_state = restore(
+            tensors, meta, model=model, optimizer=optimizer, scheduler=trainer.scheduler, scaler=trainer.scaler,
+            rng=rng, gen=gen, where=where,
+        )
+        console.print(f"resumed from {where} after epoch {state.epoch}")
+        if on_epoch is not None:
+            for record in state.history:
+                on_epoch(record)
+    history = state.history
+    best_score, best_epoch, bad_epochs = state.best_score, state.best_epoch, state.bad_epochs
     t_start = time.perf_counter()
-    epoch = 0
-    for epoch in range(1, tc.epochs + 1):
+    epoch = state.epoch
+    start = epoch + 1 if bad_epochs < tc.patience else tc.epochs + 1
+    for epoch in range(start, tc.epochs + 1):
         model.train()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -129,26 +273,23 @@ def fit(
         )
         with progress:
             task = progress.add_task("train", total=steps_per_epoch, loss=float("nan"))
-            for step in range(steps_per_epoch):
-                batch = order[step * tc.batch_size : (step + 1) * tc.batch_size]
-                window = torch.from_numpy(gather_windows(data.train, rows[batch], ends[batch], max_len))
-                inputs, targets = model.training_example(window, gen)
-                inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-                hidden = model(inputs)  # (B, T, D)
-                loss = loss_fn(hidden.reshape(-1, hidden.shape[-1]), model.item_weight(), targets.reshape(-1), gen)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if tc.grad_clip is not None:
-                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                else:
-                    norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
-                optimizer.step()
-                scheduler.step()
-                loss_sum += float(loss.detach())
-                loss_n += 1
-                grad_max = max(grad_max, float(norm))
+            for step in range(0, steps_per_epoch, trainer.accumulate):
+                group = [
+                    order[s * tc.batch_size : (s + 1) * tc.batch_size]
+                    for s in range(step, min(step + trainer.accumulate, steps_per_epoch))
+                ]
+                group_loss, norm = trainer.train_batches(group, gen)
+                loss_sum += group_loss
+                loss_n += len(group)
+                grad_max = max(grad_max, norm)
                 if step % 10 == 0:
                     progress.update(task, completed=step + 1, loss=loss_sum / loss_n)
+                if tracker is not None:
+                    tracker.log(  # type: ignore[attr-defined]
+                        {"train/loss": group_loss / len(group), "train/grad_norm": norm,
+                         "train/lr": optimizer.param_groups[0]["lr"]},
+                        step=trainer.scheduler.last_epoch,
+                    )
         epoch_time = time.perf_counter() - t0
         cpu1 = process.cpu_times()
         record: dict = {
@@ -189,6 +330,18 @@ def fit(
         )
         if on_epoch is not None:
             on_epoch(record)
+        if tracker is not None:
+            flat = {f"epoch/{k}": v for k, v in record.items() if isinstance(v, int | float) and k != "epoch"}
+            flat.update({f"valid/{k}": v for k, v in record.get("valid", {}).items()})
+            tracker.log(flat, step=trainer.scheduler.last_epoch)  # type: ignore[attr-defined]
+        if checkpoint_dir is not None and tc.checkpoint_every and (
+            epoch % tc.checkpoint_every == 0 or epoch == tc.epochs or bad_epochs >= tc.patience
+        ):
+            save_checkpoint(
+                checkpoint_dir, config=config, model=model, best_state=best_state, optimizer=optimizer,
+                scheduler=trainer.scheduler, scaler=trainer.scaler, rng=rng, gen=gen,
+                state=LoopState(epoch, history, best_score, best_epoch, bad_epochs),
+            )
         if bad_epochs >= tc.patience:
             break
     model.load_state_dict(best_state)

@@ -42,15 +42,12 @@ def environment() -> dict[str, Any]:
     }
 
 
-def evaluate_split(
-    model: torch.nn.Module, data: PreparedData, config: Config, split: str, device: torch.device,
-    bootstrap: int | None = None,
+def _evaluate(
+    scorer, eval_set: EvalSet, data: PreparedData, config: Config, device: torch.device | str, bootstrap: int
 ) -> EvalResult:
     ec = config.eval
-    eval_set: EvalSet = data.valid if split == "valid" else data.test
-    model.eval()
     return evaluate(
-        model_scorer(model),
+        scorer,
         eval_set,
         data,
         config.data.max_len,
@@ -60,28 +57,26 @@ def evaluate_split(
         protocol=ec.protocol,
         num_negatives=ec.num_negatives,
         negative_sampler=ec.negative_sampler,
-        bootstrap=ec.bootstrap if bootstrap is None else bootstrap,
+        bootstrap=bootstrap,
         seed=ec.seed,
         device=device,
     )
 
 
+def evaluate_split(
+    model: torch.nn.Module, data: PreparedData, config: Config, split: str, device: torch.device,
+    bootstrap: int | None = None,
+) -> EvalResult:
+    """Evaluate ``model`` on the ``valid`` or ``test`` split under the configured protocol."""
+    model.eval()
+    eval_set = data.valid if split == "valid" else data.test
+    boot = config.eval.bootstrap if bootstrap is None else bootstrap
+    return _evaluate(model_scorer(model), eval_set, data, config, device, boot)
+
+
 def popularity_baseline(data: PreparedData, config: Config) -> EvalResult:
-    ec = config.eval
-    return evaluate(
-        popularity_scorer(data.item_popularity),
-        data.test,
-        data,
-        config.data.max_len,
-        ks=ec.ks,
-        filter_seen=ec.filter_seen,
-        batch_size=ec.batch_size,
-        protocol=ec.protocol,
-        num_negatives=ec.num_negatives,
-        negative_sampler=ec.negative_sampler,
-        bootstrap=0,
-        seed=ec.seed,
-    )
+    """The most-popular-items baseline on test, under the same protocol."""
+    return _evaluate(popularity_scorer(data.item_popularity), data.test, data, config, "cpu", 0)
 
 
 def _metrics_block(valid: EvalResult, test: EvalResult) -> dict[str, Any]:
@@ -104,9 +99,14 @@ def _setup(config: Config) -> torch.device:
 
 
 def train_run(
-    config: Config, output_dir: str | Path, *, data_dir: str | Path | None = None, console: Console | None = None
+    config: Config, output_dir: str | Path, *, data_dir: str | Path | None = None, console: Console | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Train, early-stop on validation, evaluate the best weights on test, write the run directory."""
+    """Train, early-stop on validation, evaluate the best weights on test, write the run directory.
+
+    ``resume``: continue from ``output_dir/last`` (see :mod:`seqrec.train.resume`). ``train.profile`` and
+    ``train.dry_run`` run a few steps only and return their report instead of metrics.
+    """
     console = console or Console(quiet=True)
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
@@ -120,15 +120,34 @@ def train_run(
         f"[bold]{config.model.name}[/] on {data.name}: {data.num_users} users, {data.num_items} items, "
         f"{params:,} params, device {device}"
     )
+    if config.train.profile or config.train.dry_run:
+        from seqrec.train.profiling import dry_run, profile_run
+
+        if config.train.dry_run:
+            return dry_run(model, data, config, device=device, console=console)
+        return profile_run(model, data, config, output_dir, device=device, console=console)
     output_dir.mkdir(parents=True, exist_ok=True)
+    from seqrec.train.tracking import HistoryWriter, make_tracker
+
+    csv_history = HistoryWriter(output_dir / "history.csv")
+    tracker = make_tracker(config, output_dir)
 
     def log_epoch(record: dict) -> None:
         lines = [*history_lines, json.dumps(record)]
         atomic_write_text(output_dir / "history.jsonl", "\n".join(lines) + "\n")
         history_lines.append(json.dumps(record))
+        csv_history.append(record)
 
     history_lines: list[str] = []
-    result = fit(model, data, config, device=device, console=console, on_epoch=log_epoch)
+    try:
+        result = fit(
+            model, data, config, device=device, console=console, on_epoch=log_epoch,
+            checkpoint_dir=output_dir if (config.train.checkpoint_every or resume) else None,
+            resume=resume, tracker=tracker,
+        )
+    finally:
+        if tracker is not None:
+            tracker.close()
     t_eval = time.perf_counter()
     valid = evaluate_split(model, data, config, "valid", device)
     test = evaluate_split(model, data, config, "test", device)
