@@ -106,7 +106,7 @@ def _tree(mapping: dict, where: str) -> dict:
     """A config tree from a mapping that may mix sections and dotted keys."""
     out: dict = {}
     for k, v in mapping.items():
-        key = canonical_key(str(k))
+        key = str(k) if isinstance(v, dict) else canonical_key(str(k))  # "model: {...}" is the section
         if "." in key:
             _set_dotted(out, key, v)
         elif isinstance(v, dict):
