@@ -1,0 +1,118 @@
+"""Benchmark runs that train (each cell is a subprocess, a few seconds each): done/failed cells in the store and
+resuming after ``kill -9`` in the middle of a cell. Marked slow; CI runs them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seqrec.bench.report import COLUMNS, write_report
+from seqrec.bench.runner import run_bench
+from seqrec.bench.store import ResultStore
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "data": {"name": "synthetic", "synthetic": {"num_users": 150, "num_items": 60, "mean_length": 12}},
+    "train": {"epochs": 2, "threads": 1, "progress": False},
+    "eval": {"bootstrap": 20},
+    "model": {"hidden": 16},
+}
+
+
+def write_grid(path: Path, sweep: dict, fixed: dict | None = None) -> Path:
+    path.write_text(yaml.safe_dump({"name": "tiny", "fixed": fixed or TINY, "sweep": sweep}))
+    return path
+
+
+def statuses(out: Path) -> dict[str, str]:
+    db = out / "results.sqlite"
+    if not db.is_file():
+        return {}
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        rows = conn.execute("SELECT id, status FROM cells").fetchall()
+        conn.close()
+    except sqlite3.Error:
+        return {}
+    return dict(rows)
+
+
+def test_done_failed_and_skipped_cells(tmp_path: Path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,item_id,timestamp\nu1,i1,notatime\n")
+    fixed = {**TINY, "data": {**TINY["data"], "path": str(bad), "format": "csv"}}
+    grid = write_grid(tmp_path / "g.yaml", {"data.name": ["synthetic", "file", "ml-1m"]}, fixed)
+    out = tmp_path / "out"
+    summary = run_bench(grid, out, data_dir=tmp_path / "data")
+    assert len(summary.ran) == 2 and len(summary.failed) == 1 and len(summary.skipped) == 1
+    store = ResultStore.open(out, create=False)
+    cells = {c.config["data"]["name"]: c for c in store.cells()}
+    assert cells["synthetic"].status == "done"
+    assert cells["file"].status == "failed" and "bad.csv" in (cells["file"].reason or "")
+    assert cells["ml-1m"].status == "skipped"
+    done = cells["synthetic"]
+    m = store.metrics(done.id)
+    for name in ("epoch_time_max_s", "epoch_time_avg_s", "epoch_time_sum_s", "peak_memory_mb", "utilisation_pct",
+                 "grad_norm_max", "lr", "train_loss", "params", "epochs_trained", "HR@10", "NDCG@10", "MRR@10",
+                 "Recall@10", "Coverage@10", "Surprisal@10", "throughput_seq_s"):
+        assert m[name][0] is not None, name
+    assert m["NDCG@10"][1] is not None and m["NDCG@10"][2] is not None
+    assert len(store.epochs(done.id)) == 2
+    env = done.environment
+    assert env["torch"] and env["device"] == "cpu" and "git_commit" in env and env["python"]
+    store.close()
+    again = run_bench(grid, out, data_dir=tmp_path / "data")  # done and failed are not re-run
+    assert not again.ran and len(again.cached) == 2
+
+
+def comparable(csv_text: str) -> list[dict[str, str]]:
+    cost = {c.key for c in COLUMNS if c.cost}
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    return [{k: v for k, v in r.items() if k.rsplit("_ci_", 1)[0] not in cost} for r in rows]
+
+
+def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path: Path):
+    grid = write_grid(tmp_path / "g.yaml", {"model.name": ["sasrec"], "data.max_len": [6, 8, 10]})
+    data = tmp_path / "data"
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-c", "from seqrec.cli import main; main()", "bench", str(grid), "--output", str(out),
+           "--data-dir", str(data)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:  # wait until one cell is done and the next is running
+            st = statuses(out)
+            if "done" in st.values() and "running" in st.values():
+                break
+            assert proc.poll() is None, "the bench finished before it could be killed"
+            time.sleep(0.1)
+        else:
+            pytest.fail("no running cell seen")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    before = statuses(out)
+    done_before = {k for k, v in before.items() if v == "done"}
+    assert "running" in before.values() and done_before
+    time.sleep(0.5)  # the cell process dies with its parent (PR_SET_PDEATHSIG)
+    resumed = run_bench(grid, out, data_dir=data)
+    assert set(resumed.cached) == done_before  # finished cells are not re-run
+    after = statuses(out)
+    assert len(after) == 3 and set(after.values()) == {"done"}
+    assert set(resumed.ran) == set(after) - done_before
+    assert {k for k, v in before.items() if v == "running"} <= set(resumed.ran)  # the killed cell ran again
+    clean = tmp_path / "clean"
+    run_bench(grid, clean, data_dir=data)
+    a, b = write_report(out), write_report(clean)
+    assert comparable(a.csv.read_text()) == comparable(b.csv.read_text())
