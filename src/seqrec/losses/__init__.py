@@ -76,18 +76,14 @@ Bound = Callable[[Tensor, Tensor, Tensor, Generator | None], Tensor]
 class _Sampled:
     """Binds a config to a sampled loss; the sampler is built once, on first use (needs V)."""
 
-    def __init__(
-        self, fn: Callable[..., Tensor], cfg: LossConfig, item_counts: np.ndarray | None, **kw
-    ) -> None:
+    def __init__(self, fn: Callable[..., Tensor], cfg: LossConfig, item_counts: np.ndarray | None, **kw) -> None:
         self.fn, self.cfg, self.item_counts, self.kw = fn, cfg, item_counts, kw
         self.sampler: NegativeSampler | None = None
 
     def __call__(self, hidden: Tensor, weight: Tensor, targets: Tensor, generator: Generator | None = None):
         cfg = self.cfg
         if self.sampler is None or self.sampler.num_items != weight.shape[0]:
-            self.sampler = NegativeSampler(
-                cfg.sampler, weight.shape[0], self.item_counts, cfg.popularity_alpha
-            )
+            self.sampler = NegativeSampler(cfg.sampler, weight.shape[0], self.item_counts, cfg.popularity_alpha)
         return self.fn(
             hidden,
             weight,

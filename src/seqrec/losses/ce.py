@@ -214,9 +214,7 @@ def chunked_cross_entropy(
     w = weight[1:]  # (V-1, D) view
     if n_valid == 0:
         row = hidden.sum() * 0 + weight.sum() * 0
-        row = row.to(
-            torch.promote_types(row.dtype, torch.float32)
-        )  # keeps both inputs in the graph, zero grads
+        row = row.to(torch.promote_types(row.dtype, torch.float32))  # keeps both inputs in the graph, zero grads
         if reduction == "none":
             return row.expand(targets.shape[0]).clone()
         return row

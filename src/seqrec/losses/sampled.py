@@ -113,9 +113,7 @@ def _neg_logits(hc: Tensor, w: Tensor, neg: Tensor, w_neg_shared: Tensor | None,
     if w_neg_shared is not None:
         return (hc @ w_neg_shared.T).float(), None
     R, K = neg.shape
-    w_g = (
-        w.index_select(0, neg.reshape(-1).long()).view(R, K, -1).to(dtype)
-    )  # (R, K, D), the one gathered block
+    w_g = w.index_select(0, neg.reshape(-1).long()).view(R, K, -1).to(dtype)  # (R, K, D), the one gathered block
     if dtype in (torch.float16, torch.bfloat16):
         return torch.bmm(w_g, hc.unsqueeze(2)).squeeze(2).float(), w_g
     return (w_g * hc.unsqueeze(1)).sum(dim=2, dtype=torch.float32), w_g
@@ -247,9 +245,7 @@ def _want_triton(backend: str, device: torch.device) -> bool:
         return False
     if backend == "triton":
         if not kernels.available(device):
-            raise ValueError(
-                f"backend='triton' needs triton and a CUDA device (or TRITON_INTERPRET=1), got {device}"
-            )
+            raise ValueError(f"backend='triton' needs triton and a CUDA device (or TRITON_INTERPRET=1), got {device}")
         return True
     if backend != "auto":
         raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {backend!r}")
@@ -296,9 +292,7 @@ def sampled_loss(
         from seqrec.losses.kernels.cce_neg import triton_sampled_ce
 
         with torch.autocast(hidden.device.type, enabled=False):
-            row_loss = triton_sampled_ce(
-                h.to(dtype), weight.to(dtype), t, neg, log_q, label_smoothing, filter_eps
-            )
+            row_loss = triton_sampled_ce(h.to(dtype), weight.to(dtype), t, neg, log_q, label_smoothing, filter_eps)
     elif fused:
         rows = chunk_size or auto_row_chunk(n_valid, neg.shape[-1], h.shape[1], neg.dim() == 1, h.device)
         with torch.autocast(hidden.device.type, enabled=False):
@@ -329,7 +323,5 @@ def sampled_loss(
     if reduction == "none":
         if all_valid:
             return row_loss
-        return torch.zeros(targets.shape[0], device=hidden.device, dtype=row_loss.dtype).index_put(
-            (idx,), row_loss
-        )
+        return torch.zeros(targets.shape[0], device=hidden.device, dtype=row_loss.dtype).index_put((idx,), row_loss)
     return reduce_rows(row_loss, n_valid, reduction)

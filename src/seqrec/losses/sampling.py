@@ -79,20 +79,23 @@ class NegativeSampler:
         M, K, V = targets.shape[0], num_negatives, self.num_items
         shape = (K,) if shared else (M, K)
         if self.sampler == "uniform":
-            ids = torch.randint(1, V, shape, generator=generator, device=gen_device).to(device)
-            log_q = torch.full(shape, float(np.log(K / (V - 1))), device=device)
+            ids = torch.randint(1, V, shape, generator=generator, device=gen_device, dtype=torch.int32).to(device)
+            # a constant: a stride-0 view, so unused corrections cost no memory
+            log_q = torch.full((), float(np.log(K / (V - 1))), device=device).expand(shape)
         elif self.sampler == "popularity":
             assert self._cdf is not None and self._log_q is not None
             cdf = self._cdf.to(gen_device)
             u = torch.rand(shape, generator=generator, device=gen_device, dtype=torch.float64)
-            ids = (torch.searchsorted(cdf, u, right=True).clamp_(max=V - 2) + 1).to(device)
-            log_q = (self._log_q.to(device)[ids] + float(np.log(K))).float()
+            ids = torch.searchsorted(cdf, u, right=True, out_int32=True).clamp_(max=V - 2).add_(1).to(device)
+            del u
+            log_q = self._log_q.to(device)[ids] + float(np.log(K))
         else:  # in_batch
             if M == 0:
-                ids = torch.ones(shape, dtype=torch.int64, device=device)
-                return Negatives(ids.int(), torch.zeros(shape, device=device))
-            pos = torch.randint(0, M, shape, generator=generator, device=gen_device).to(device)
-            ids = targets[pos]
+                ids = torch.ones(shape, dtype=torch.int32, device=device)
+                return Negatives(ids, torch.zeros((), device=device).expand(shape))
+            pos = torch.randint(0, M, shape, generator=generator, device=gen_device, dtype=torch.int32).to(device)
+            ids = targets.to(torch.int32)[pos]
+            del pos
             freq = torch.bincount(targets, minlength=V).to(torch.float32)  # (V,)
-            log_q = (freq[ids] / M).log() + float(np.log(K))
+            log_q = (freq[ids] / M).log_() + float(np.log(K))
         return Negatives(ids.to(torch.int32), log_q.to(torch.float32))

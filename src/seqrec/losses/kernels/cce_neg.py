@@ -35,9 +35,7 @@ def _cce_neg_fwd(
     rmask = rows < M
     dims = tl.arange(0, BLOCK_D)
     dmask = dims < D
-    h = tl.load(
-        h_ptr + rows[:, None] * stride_hm + dims[None, :], mask=rmask[:, None] & dmask[None, :], other=0.0
-    )
+    h = tl.load(h_ptr + rows[:, None] * stride_hm + dims[None, :], mask=rmask[:, None] & dmask[None, :], other=0.0)
     h = h.to(tl.float32)  # (BM, BD)
     tgt = tl.load(t_ptr + rows, mask=rmask, other=0)
     zpos = tl.load(zpos_ptr + rows, mask=rmask, other=0.0)
@@ -85,9 +83,7 @@ def _cce_neg_bwd(
     rmask = rows < M
     dims = tl.arange(0, BLOCK_D)
     dmask = dims < D
-    h = tl.load(
-        h_ptr + rows[:, None] * stride_hm + dims[None, :], mask=rmask[:, None] & dmask[None, :], other=0.0
-    )
+    h = tl.load(h_ptr + rows[:, None] * stride_hm + dims[None, :], mask=rmask[:, None] & dmask[None, :], other=0.0)
     h = h.to(tl.float32)
     tgt = tl.load(t_ptr + rows, mask=rmask, other=0)
     lse = tl.load(lse_ptr + rows, mask=rmask, other=0.0)
@@ -101,9 +97,7 @@ def _cce_neg_bwd(
         mk = rmask[:, None] & kmask[None, :]
         ids = tl.load(neg_ptr + rows[:, None] * stride_nm + ks[None, :] * stride_nk, mask=mk, other=0)
         wmask = mk[:, :, None] & dmask[None, None, :]
-        w = tl.load(
-            w_ptr + ids[:, :, None].to(tl.int64) * stride_wv + dims[None, None, :], mask=wmask, other=0.0
-        )
+        w = tl.load(w_ptr + ids[:, :, None].to(tl.int64) * stride_wv + dims[None, None, :], mask=wmask, other=0.0)
         w = w.to(tl.float32)
         z = tl.sum(w * h[:, None, :], axis=2)
         if HAS_LOGQ:
@@ -119,9 +113,7 @@ def _cce_neg_bwd(
         if NEED_W:
             upd = coef[:, :, None] * h[:, None, :]  # (BM, BK, BD)
             keep = wmask & (coef != 0.0)[:, :, None]
-            tl.atomic_add(
-                gw_ptr + ids[:, :, None].to(tl.int64) * stride_gwv + dims[None, None, :], upd, mask=keep
-            )
+            tl.atomic_add(gw_ptr + ids[:, :, None].to(tl.int64) * stride_gwv + dims[None, None, :], upd, mask=keep)
     tl.store(gh_ptr + rows[:, None] * D + dims[None, :], gh, mask=rmask[:, None] & dmask[None, :])
 
 
