@@ -32,6 +32,9 @@ class SASRecConfig:
     ffn_mult: int = 4  # feed-forward inner size = ffn_mult * hidden
     dropout: float = 0.2  # dropout on embeddings, attention, feed-forward
     init_std: float = 0.02  # normal init of embeddings and linear weights
+    tie_weights: bool = True  # score with the input item table; False adds a separate output table (gSASRec's
+    # default: binary losses with many negatives push the scoring table hard, which a tied table also feeds back
+    # into the inputs)
 
 
 class Block(nn.Module):
@@ -85,6 +88,7 @@ class SASRec(SequenceModel):
         self.emb_drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
         self.ln_f = nn.LayerNorm(config.hidden)
+        self.out_emb = None if config.tie_weights else nn.Embedding(num_items + 1, config.hidden, padding_idx=0)
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -97,8 +101,8 @@ class SASRec(SequenceModel):
                 with torch.no_grad():
                     module.weight[module.padding_idx].zero_()
 
-    def item_weight(self) -> Tensor:  # (num_items + 1, D), tied with the input embedding
-        return self.item_emb.weight
+    def item_weight(self) -> Tensor:  # (num_items + 1, D), tied with the input embedding unless tie_weights=False
+        return self.item_emb.weight if self.out_emb is None else self.out_emb.weight
 
     def forward(self, items: Tensor) -> Tensor:  # (B, T) -> (B, T, D)
         B, T = items.shape
