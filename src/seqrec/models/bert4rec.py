@@ -52,6 +52,13 @@ class BERT4Rec(SequenceModel):
         "small": {"hidden": 64, "layers": 2, "heads": 2},  # ~0.21M params on ML-100K (1682 items, max_len 50)
         "base": {"hidden": 256, "layers": 2, "heads": 4},
         "large": {"hidden": 512, "layers": 4, "heads": 8},
+        # Scaling-study sizes (bert4rec-scaling-report: 5M, 85.11M, 130.10M, 429.15M). Each block has ~12 D^2
+        # parameters, so the transformer dominates; totals below are on ML-100K (1682 items, max_len 50) and
+        # grow by D per catalogue item. Train the large ones with bf16/16-mixed + activation checkpointing.
+        "5m": {"hidden": 256, "layers": 6, "heads": 4},  # ~5.2M
+        "85m": {"hidden": 768, "layers": 12, "heads": 12},  # ~86M (BERT-base shape)
+        "130m": {"hidden": 1024, "layers": 10, "heads": 16},  # ~128M
+        "430m": {"hidden": 1024, "layers": 34, "heads": 16},  # ~430M
     }
 
     def __init__(self, config: BERT4RecConfig, num_items: int, max_len: int) -> None:

@@ -91,7 +91,10 @@ class MlflowTracker:
         import mlflow
 
         self.mlflow = mlflow
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or (run_dir / "mlruns").resolve().as_uri()
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:  # MLflow 3 keeps the file store behind an opt-in; it needs no database package
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            uri = (run_dir / "mlruns").resolve().as_uri()
         mlflow.set_tracking_uri(uri)
         mlflow.set_experiment("seqrec")
         self.run = mlflow.start_run()
