@@ -75,17 +75,13 @@ def test_mlflow_run_queried(tmp_path, monkeypatch):
     assert runs[0].data.params["train/tracker"] == "mlflow"
 
 
+@pytest.mark.slow  # wandb starts a service process (~15 s)
 def test_wandb_offline_run_written(tmp_path, monkeypatch):
+    """wandb >= 0.2x ships no public reader for offline ``.wandb`` logs: check the protobuf log holds our keys."""
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     run = _train(tmp_path, "wandb")
     files = list((run / "wandb").rglob("*.wandb"))
     assert files, "no offline wandb run file"
-    from wandb.sdk.internal.datastore import DataStore
-
-    ds = DataStore()
-    ds.open_for_scan(str(files[0]))
-    records = 0
-    while ds.scan_data() is not None:
-        records += 1
-    assert records > 0
+    raw = files[0].read_bytes()
+    assert b"valid/NDCG@10" in raw and b"train/loss" in raw
