@@ -565,7 +565,7 @@ def write_report(
     header, rows, raw = compare_rows(pivot, other, cmp_cols)
     la, lb = str(directory), str(compare)
     proto = [f"**Protocol A:** {x}" for x in pivot.protocol] + [f"**Protocol B:** {x}" for x in other.protocol]
-    md = "\n".join([f"## seqrec benchmark comparison: A = {la}, B = {lb}", "", *proto, "",
+    md = "\n".join([f"## seqrec benchmark comparison: A = {la}, B = {lb}", "", "\n\n".join(proto), "",
                     markdown_table(header, rows), "", "Δ% = (B − A) / |A| × 100."]) + "\n"
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
