@@ -121,11 +121,7 @@ def test_agrees_with_torch_linear_cross_entropy():
 )
 def test_odd_shapes(n, d, v, chunk, ls, seed):
     hidden, weight, targets = _inputs(n=n, d=d, v=v, seed=seed)
-    ref = _value_and_grads(
-        materialized_cross_entropy, hidden.double(), weight.double(), targets, label_smoothing=ls
-    )
-    out = _value_and_grads(
-        chunked_cross_entropy, hidden, weight, targets, chunk_size=chunk, label_smoothing=ls
-    )
+    ref = _value_and_grads(materialized_cross_entropy, hidden.double(), weight.double(), targets, label_smoothing=ls)
+    out = _value_and_grads(chunked_cross_entropy, hidden, weight, targets, chunk_size=chunk, label_smoothing=ls)
     for a, b in zip(out, ref, strict=True):
         torch.testing.assert_close(a.double(), b, atol=1e-6, rtol=1e-6)

@@ -102,9 +102,7 @@ def test_reference_formulas_are_the_textbook_ones():
     beta = gbce_beta(5, 20, 0.75)
     p = torch.sigmoid(z[:, :1])
     transformed = torch.log(1.0 / (p ** (-beta) - 1.0))  # gSASRec's calibrated positive logit
-    ref = F.binary_cross_entropy_with_logits(
-        torch.cat([transformed, z[:, 1:]], 1), labels, reduction="none"
-    ).sum(1)
+    ref = F.binary_cross_entropy_with_logits(torch.cat([transformed, z[:, 1:]], 1), labels, reduction="none").sum(1)
     torch.testing.assert_close(materialized_sampled_loss(h, w, t, neg, mode="binary", beta=beta), ref)
 
 
@@ -188,12 +186,8 @@ def test_bf16_autocast_within_same_dtype_error(name):
                 h, w, t, generator=generator, fused=fused, backend="torch", **kw
             )
         ),
-        "gbce": lambda fused: (
-            lambda h, w, t, generator: gbce_loss(h, w, t, generator=generator, fused=fused, **kw)
-        ),
-        "sce": lambda fused: (
-            lambda h, w, t, generator: sce_loss(h, w, t, generator=generator, fused=fused, **kw)
-        ),
+        "gbce": lambda fused: lambda h, w, t, generator: gbce_loss(h, w, t, generator=generator, fused=fused, **kw),
+        "sce": lambda fused: lambda h, w, t, generator: sce_loss(h, w, t, generator=generator, fused=fused, **kw),
     }
     ref = _vg(fns[name](False), hidden.double(), weight.double(), targets)
     with torch.autocast("cpu", dtype=torch.bfloat16):
