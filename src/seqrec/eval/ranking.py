@@ -57,7 +57,7 @@ def model_scorer(model: torch.nn.Module) -> Scorer:
 
 
 def popularity_scorer(item_popularity: np.ndarray) -> Scorer:
-    pop = torch.as_tensor(np.asarray(item_popularity), dtype=torch.float32)
+    pop = torch.tensor(np.array(item_popularity, dtype=np.float32))  # a copy: cached arrays are read-only maps
 
     def score(history: Tensor) -> Tensor:
         return pop.to(history.device).expand(history.shape[0], -1).clone()
