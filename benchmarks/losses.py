@@ -246,8 +246,10 @@ def main(
             r["status"],
         )
     console.print(table)
-    v_target = 100_000 if 100_000 in vs else vs[min(1, len(vs) - 1)]
-    targets = _targets(results, ns[0], ds[0], v_target, max(ks))
+    if 8192 in ns and 64 in ds and 100_000 in vs and 1023 in ks:
+        targets = _targets(results, 8192, 64, 100_000, 1023)
+    else:
+        targets = ["issue targets are defined at N=8192, D=64, V=1e5, K=1023: not in this grid"]
     for line in targets:
         console.print(line)
     atomic_write_json(
