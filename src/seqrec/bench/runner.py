@@ -18,6 +18,7 @@ one directory.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -102,7 +103,7 @@ def dataset_unavailable(config: Config, data_dir: str | os.PathLike | None, down
     return None
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask Linux to SIGKILL the cell when the runner dies, so a killed runner never leaves a cell training."""
     try:
         import ctypes
@@ -110,6 +111,8 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:  # the runner died before prctl took effect
+        os._exit(1)
 
 
 def _last_line(path: Path) -> str:
@@ -153,7 +156,7 @@ def run_cell_process(cell: Cell, cell_dir: Path, data_dir: str | os.PathLike | N
         cmd += ["--data-dir", str(data_dir)]
     with open(cell_dir / "stdout.log", "wb") as so, open(cell_dir / "stderr.log", "wb") as se:
         proc = subprocess.Popen(cmd, stdout=so, stderr=se, stdin=subprocess.DEVNULL,
-                                preexec_fn=_die_with_parent)  # noqa: PLW1509
+                                preexec_fn=functools.partial(_die_with_parent, os.getpid()))
         try:
             return proc.wait()
         except BaseException:
