@@ -50,3 +50,16 @@ class SequenceModel(nn.Module):
     def num_parameters(self) -> int:
         """Exact number of trainable parameters (tied tables counted once)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def init_normal(module: nn.Module, std: float) -> None:
+    """Normal(0, std) weights, zero biases, zero padding rows: the transformer init shared by the models."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=std)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seqrec.models.base import SequenceModel
+from seqrec.models.base import SequenceModel, init_normal
 from seqrec.models.sasrec import Block
 
 
@@ -77,17 +77,7 @@ class BERT4Rec(SequenceModel):
         self.emb_drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))  # type: ignore[arg-type]
         self.ln_f = nn.LayerNorm(config.hidden)
-        self.apply(self._init_weights)
-
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, std=self.config.init_std)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, std=self.config.init_std)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
+        self.apply(lambda m: init_normal(m, config.init_std))
 
     def item_weight(self) -> Tensor:  # (num_items + 1, D), tied with the input embedding; [MASK] excluded
         return self.item_emb.weight[: self.num_items + 1]

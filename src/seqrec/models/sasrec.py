@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqrec.models.base import SequenceModel
+from seqrec.models.base import SequenceModel, init_normal
 
 
 @dataclass
@@ -89,17 +89,7 @@ class SASRec(SequenceModel):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
         self.ln_f = nn.LayerNorm(config.hidden)
         self.out_emb = None if config.tie_weights else nn.Embedding(num_items + 1, config.hidden, padding_idx=0)
-        self.apply(self._init_weights)
-
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, std=self.config.init_std)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, std=self.config.init_std)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
+        self.apply(lambda m: init_normal(m, config.init_std))
 
     def item_weight(self) -> Tensor:  # (num_items + 1, D), tied with the input embedding unless tie_weights=False
         return self.item_emb.weight if self.out_emb is None else self.out_emb.weight
