@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from seqrec.errors import SeqrecError
+
+if TYPE_CHECKING:
+    from seqrec.config import Config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train, evaluate and benchmark sequential recommenders.")
@@ -91,10 +94,19 @@ def train(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Build, print params and memory estimate, run one step, stop")
     ] = False,
+    devices: Annotated[
+        int, typer.Option("--devices", min=1, help="Data-parallel worker processes on this machine (via torchrun)")
+    ] = 1,
 ) -> None:
-    """Train with early stopping on validation, evaluate the best checkpoint on test, write the run directory."""
+    """Train with early stopping on validation, evaluate the best checkpoint on test, write the run directory.
+
+    ``--devices N`` (N > 1) re-runs this command in N processes under torch's elastic launcher (one per GPU, or
+    CPU processes with gloo); inside torchrun/srun the command trains its shard instead (see
+    ``seqrec.train.distributed``).
+    """
     try:
         from seqrec.config import load_config
+        from seqrec.train import distributed
         from seqrec.train.run import train_run
 
         extra = [*(set_ or []), *(["train.profile=true"] if profile else []),
@@ -108,10 +120,14 @@ def train(
             output = resume
         else:
             cfg = load_config(config, extra)
-        metrics = train_run(cfg, output, data_dir=data_dir, console=console, resume=resume is not None)
+        if devices > 1 and not distributed.in_launch():
+            _launch_workers(cfg, devices, config, output, set_, data_dir, resume)
+        main = distributed.is_main()
+        metrics = train_run(cfg, output, data_dir=data_dir, console=console if main else None,
+                            resume=resume is not None)
     except SeqrecError as err:
         _fail(err)
-    if cfg.train.profile or cfg.train.dry_run:
+    if cfg.train.profile or cfg.train.dry_run or not main:
         return
     out.print(metrics_table(f"{cfg.model.name} — {metrics['protocol']['ranking']} ranking", metrics))
     pop = metrics["baselines"]["popularity"]["test"]
@@ -120,6 +136,37 @@ def train(
         f"{metrics['epochs_trained']} epochs (best {metrics['best_epoch']}), "
         f"{metrics['total_time_s']:.1f} s total; wrote {output}/"
     )
+
+
+def _launch_workers(
+    cfg: Config, devices: int, config: Path | None, output: Path, set_: list[str] | None, data_dir: Path | None,
+    resume: Path | None,
+) -> None:
+    """Validate and cache the data once here (bad input: one line, exit 2), then run ``devices`` workers; exits."""
+    from seqrec.data import prepare_data
+    from seqrec.errors import ConfigError, DataError
+    from seqrec.train import distributed
+
+    if cfg.train.profile or cfg.train.dry_run:
+        raise ConfigError("--devices: --profile and --dry-run run in one process (use --devices 1)")
+    import torch
+
+    from seqrec.train.loop import resolve_device
+
+    gpus = torch.cuda.device_count()
+    if resolve_device(cfg.train.device).type == "cuda" and devices > gpus:
+        raise ConfigError(f"--devices {devices}: only {gpus} CUDA device(s) visible (one process per GPU)")
+    if output.exists() and not output.is_dir():
+        raise DataError(f"{output}: output path exists and is not a directory")
+    prepare_data(cfg.data, data_dir)
+    args = ["train", "--resume", str(resume)] if resume is not None else ["train", "--output", str(output)]
+    if config is not None and resume is None:
+        args += ["--config", str(config)]
+    for item in set_ or []:
+        args += ["--set", item]
+    if data_dir is not None:
+        args += ["--data-dir", str(data_dir)]
+    raise typer.Exit(distributed.launch(devices, args))
 
 
 @app.command("evaluate")

@@ -24,6 +24,7 @@ from seqrec.eval.metrics import (
     standard_errors,
     surprisal_per_user,
 )
+from seqrec.train.distributed import all_gather, rank, world_size
 
 # A scorer maps left-padded histories (B, T) int64 to scores (B, num_items + 1).
 Scorer = Callable[[Tensor], Tensor]
@@ -132,18 +133,22 @@ def rank_targets(
     topk: int = 10,
     device: torch.device | str = "cpu",
     negatives: np.ndarray | None = None,
+    start: int = 0,
+    stop: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return (ranks (U,) float64 0-based, top-k items (U, topk) int64) for every row of ``eval_set``.
+    """Return (ranks (n,) float64 0-based, top-k items (n, topk) int64) for rows ``start:stop`` of ``eval_set``.
 
-    With ``negatives`` (U, n) the target is ranked among those items only (sampled protocol).
+    With ``negatives`` (U, n) the target is ranked among those items only (sampled protocol). Chunks begin at
+    ``start``, so a ``start`` that is a multiple of ``batch_size`` scores exactly the blocks of a full pass.
     """
-    U = len(eval_set)
-    ranks = np.empty(U, dtype=np.float64)
-    top = np.zeros((U, topk), dtype=np.int64)
+    U = len(eval_set) if stop is None else stop
+    ranks = np.empty(U - start, dtype=np.float64)
+    top = np.zeros((U - start, topk), dtype=np.int64)
     targets_all = np.asarray(eval_set.targets, dtype=np.int64)
     lengths_all = eval_set.inputs.lengths()
-    for start in range(0, U, batch_size):
-        rows = np.arange(start, min(start + batch_size, U))
+    for first in range(start, U, batch_size):
+        rows = np.arange(first, min(first + batch_size, U))
+        out = rows - start  # positions in the returned arrays
         history = torch.from_numpy(left_padded(eval_set.inputs, rows, max_len)).to(device)  # (b, L)
         scores = scorer(history).float()  # (b, V + 1)
         scores[:, 0] = -torch.inf  # padding is never a recommendation
@@ -161,16 +166,16 @@ def rank_targets(
             cand = scores.gather(1, torch.from_numpy(negatives[rows]).to(device))  # (b, n)
             greater = (cand > target_scores).sum(1)
             equal = (cand == target_scores).sum(1)
-            ranks[rows] = (greater.double() + equal.double() / 2).cpu().numpy()
+            ranks[out] = (greater.double() + equal.double() / 2).cpu().numpy()
             continue
         greater = (scores > target_scores).sum(1)
         equal = (scores == target_scores).sum(1) - 1  # ties other than the target itself
         # A target filtered out as seen scores -inf: count it as ranked last.
         r_ = greater.double() + equal.clamp(min=0).double() / 2
         r_ = torch.where(torch.isinf(target_scores[:, 0]), torch.full_like(r_, float(num_items)), r_)
-        ranks[rows] = r_.cpu().numpy()
+        ranks[out] = r_.cpu().numpy()
         k = min(topk, scores.shape[1])
-        top[rows, :k] = scores.topk(k, dim=1).indices.cpu().numpy()
+        top[out, :k] = scores.topk(k, dim=1).indices.cpu().numpy()
     return ranks, top
 
 
@@ -190,14 +195,22 @@ def evaluate(
     seed: int = 0,
     device: torch.device | str = "cpu",
     keep_per_user: bool = False,
+    sharded: bool = False,
 ) -> EvalResult:
-    """Rank every target of ``eval_set`` and compute metrics @ each K with 95% bootstrap CIs."""
+    """Rank every target of ``eval_set`` and compute metrics @ each K with 95% bootstrap CIs.
+
+    ``sharded``: every rank of the default process group must call this; each scores its share of the users
+    (whole ``batch_size`` chunks, so every score block is exactly the single-process one), and the per-user
+    ranks and top-k lists are gathered to every rank in the original user order. Metrics, CIs and anything
+    decided from them (early stopping) are then identical on every rank and equal to a one-process run.
+    """
     ks = sorted(set(ks))
     negatives = None
     if protocol == "sampled":
         negatives = _sampled_negatives(
             eval_set, data.num_items, num_negatives, negative_sampler, data.item_popularity, seed
         )
+    start, stop = shard_rows(len(eval_set), batch_size, rank(), world_size()) if sharded else (0, len(eval_set))
     ranks, top = rank_targets(
         scorer,
         eval_set,
@@ -208,7 +221,13 @@ def evaluate(
         topk=max(ks),
         device=device,
         negatives=negatives,
+        start=start,
+        stop=stop,
     )
+    if sharded and world_size() > 1:
+        parts = all_gather((ranks, top))  # rank order = user order
+        ranks = np.concatenate([p[0] for p in parts])  # (U,)
+        top = np.concatenate([p[1] for p in parts])  # (U, topk)
     per_user: dict[str, np.ndarray] = {}
     for k in ks:
         per_user.update(accuracy_per_user(ranks, k))
@@ -236,6 +255,12 @@ def evaluate(
         num_users=len(eval_set),
         per_user=per_user if keep_per_user else {},
     )
+
+
+def shard_rows(n: int, batch_size: int, rank: int, world: int) -> tuple[int, int]:
+    """Rows ``[start, stop)`` of ``n`` scored by ``rank``: a contiguous run of whole ``batch_size`` chunks."""
+    chunks = -(-n // batch_size)
+    return min(n, rank * chunks // world * batch_size), min(n, (rank + 1) * chunks // world * batch_size)
 
 
 def _n_users(data: PreparedData) -> int:

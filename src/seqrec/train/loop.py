@@ -10,10 +10,20 @@ Scale options (all off by default, the default path is unchanged): mixed precisi
 activation checkpointing per block, an epoch-boundary checkpoint for ``--resume`` (:mod:`seqrec.train.resume`),
 a memory estimate printed at start, and a CSV history plus optional experiment tracker
 (:mod:`seqrec.train.tracking`).
+
+Distributed data parallel (inside torchrun/srun, see :mod:`seqrec.train.distributed`): every rank draws the same
+epoch permutation, so the global batch keeps ``train.batch_size`` windows and rank r takes its contiguous share
+of each one; the model is wrapped in ``DistributedDataParallel`` for the training forward, each rank's loss is
+weighted by its share of the batch's targets so the all-reduced gradient is the single-process one (up to float
+summation order), and clipping and AdamW then run identically everywhere. Masking and sampled negatives use a
+per-rank generator (seed + 1 + 1000 * rank), dropout a per-rank global seed (seed + 1000 * rank, ranks > 0).
+Validation is sharded over users and gathered, so early stopping decides the same on every rank. With one
+process none of this runs and results are bit-identical to a build without it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import resource
@@ -27,6 +37,7 @@ import psutil
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from torch.nn.parallel import DistributedDataParallel
 
 from seqrec.config import Config
 from seqrec.data.sequences import PreparedData
@@ -34,13 +45,21 @@ from seqrec.data.windows import gather_windows, window_index
 from seqrec.eval.ranking import evaluate, model_scorer
 from seqrec.losses import make_loss
 from seqrec.models.base import SequenceModel
+from seqrec.train import distributed
 from seqrec.train.precision import (
     autocast_context,
     enable_activation_checkpointing,
     make_scaler,
     training_forward,
 )
-from seqrec.train.resume import LoopState, load_checkpoint, restore, save_checkpoint
+from seqrec.train.resume import (
+    LoopState,
+    load_checkpoint,
+    rank_rng_state,
+    restore,
+    restore_rank_rng,
+    save_checkpoint,
+)
 
 
 @dataclass
@@ -92,6 +111,8 @@ class Trainer:
     ``forward_backward`` accumulates gradients of one micro-batch (loss divided by the accumulation count when
     it exceeds 1); ``optimizer_step`` unscales (16-mixed), clips, steps AdamW and the scheduler, then clears
     gradients. With the defaults this is exactly forward, loss, backward, clip, step of the original loop.
+    In a process group of more than one rank, ``train_batches`` takes global micro-batches and trains this
+    rank's share of each under ``DistributedDataParallel`` (``forward_backward_shard``).
     """
 
     def __init__(
@@ -125,7 +146,16 @@ class Trainer:
         )
         self.scaler = make_scaler(device, tc.precision)
         self.autocast = autocast_context(device, tc.precision)
-        self.forward = training_forward(model, tc.compile, tc.compile_mode, console)
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.ddp: DistributedDataParallel | None = None
+        if self.world > 1:
+            # Backward all-reduces the gradient of every parameter it reaches, including the item table the loss
+            # reads through model.item_weight() outside the wrapped forward (its hook fires once, with the summed
+            # gradient of both uses). Every loss reaches every parameter, so no unused-parameter search is needed.
+            self.ddp = DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False
+            )
+        self.forward = training_forward(self.ddp or model, tc.compile, tc.compile_mode, console)
         self.grad_clip = tc.grad_clip
 
     def window(self, batch: np.ndarray) -> torch.Tensor:  # (B, T + 1)
@@ -144,6 +174,38 @@ class Trainer:
             scaled = self.scaler.scale(scaled)
         scaled.backward()
         return loss.detach()
+
+    def forward_backward_shard(self, batch: np.ndarray, gen: torch.Generator, divide: int = 1) -> torch.Tensor:
+        """This rank's share of the global micro-batch ``batch`` (window indices); returns the global loss.
+
+        Losses average over non-padding targets, so scaling rank r's loss by ``world * n_r / n`` (n_r its
+        targets, n the batch's) makes DDP's gradient average the gradient of the global batch mean. A rank with
+        no rows (or no targets) runs the forward on one window with a zero loss touching every parameter, so
+        the all-reduce it owes DDP still happens.
+        """
+        model, device = self.model, self.device
+        local = np.array_split(batch, self.world)[self.rank]  # contiguous; sizes differ by at most one row
+        inputs, targets = model.training_example(self.window(local if len(local) else batch[:1]), gen)
+        n_local = int((targets != 0).sum()) if len(local) else 0
+        inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        with self.autocast():
+            hidden = self.forward(inputs)  # (b, T, D)
+            if n_local:
+                loss = self.loss_fn(
+                    hidden.reshape(-1, hidden.shape[-1]), model.item_weight(), targets.reshape(-1), gen
+                )
+            else:
+                loss = hidden.sum() * 0.0 + model.item_weight().sum() * 0.0
+        # [targets, targets * loss] summed over ranks -> (n, n * global loss); one small all-reduce per micro-batch
+        stats = torch.stack([torch.tensor(float(n_local), dtype=torch.float64, device=device),
+                             loss.detach().double() * n_local])  # (2,)
+        torch.distributed.all_reduce(stats)
+        weight = (self.world * n_local / stats[0].clamp(min=1.0)).to(loss.dtype)
+        scaled = loss * weight / divide
+        if self.scaler is not None:
+            scaled = self.scaler.scale(scaled)
+        scaled.backward()
+        return stats[1] / stats[0].clamp(min=1.0)  # 0 for a batch without targets, like the losses' mean
 
     def optimizer_step(self) -> torch.Tensor:
         """Unscale, clip, step; returns the total gradient norm before clipping."""
@@ -164,10 +226,19 @@ class Trainer:
         return norm
 
     def train_batches(self, batches: list[np.ndarray], gen: torch.Generator) -> tuple[float, float]:
-        """Micro-batches forming one optimizer step -> (summed loss over micro-batches, grad norm)."""
+        """Micro-batches forming one optimizer step -> (summed loss over micro-batches, grad norm).
+
+        Distributed, gradients are all-reduced once per step: every micro-batch but the last runs under
+        ``no_sync``.
+        """
         loss_sum = 0.0
-        for b in batches:
-            loss_sum += float(self.forward_backward(self.window(b), gen, divide=len(batches)))
+        if self.ddp is None:
+            for b in batches:
+                loss_sum += float(self.forward_backward(self.window(b), gen, divide=len(batches)))
+            return loss_sum, float(self.optimizer_step())
+        for i, b in enumerate(batches):
+            with contextlib.nullcontext() if i == len(batches) - 1 else self.ddp.no_sync():
+                loss_sum += float(self.forward_backward_shard(b, gen, divide=len(batches)))
         return loss_sum, float(self.optimizer_step())
 
 
@@ -220,13 +291,19 @@ def fit(
     ``checkpoint_dir``: write ``<dir>/last`` every ``train.checkpoint_every`` epochs. ``resume``: continue from
     the newest readable checkpoint there (``on_epoch`` is replayed for the restored epochs). ``tracker``: an
     object with ``log(metrics, step)`` (see :mod:`seqrec.train.tracking`).
+
+    In a process group every rank calls ``fit`` with the same arguments; only rank 0 prints and writes
+    checkpoints (callers pass ``on_epoch``/``tracker`` on rank 0 only), every rank returns the same result.
     """
     tc = config.train
-    console = console or Console(quiet=True)
+    rank, world = distributed.rank(), distributed.world_size()
+    console = console if console is not None and rank == 0 else Console(quiet=True)
     max_len = config.data.max_len
-    rng = np.random.default_rng(tc.seed)
-    gen = torch.Generator(device="cpu").manual_seed(tc.seed + 1)
+    rng = np.random.default_rng(tc.seed)  # the same epoch permutations on every rank
+    gen = torch.Generator(device="cpu").manual_seed(tc.seed + 1 + 1000 * rank)  # rank 0: single-process seed
     trainer = Trainer(model, data, config, device, console)
+    if rank > 0:  # own dropout stream (the model itself was built from the same seed; DDP synced it anyway)
+        torch.manual_seed(tc.seed + 1000 * rank)
     rows, optimizer = trainer.rows, trainer.optimizer
     steps_per_epoch = trainer.batches_per_epoch
     mem = estimate_memory(model, config, data.num_items)
@@ -245,6 +322,10 @@ def fit(
             tensors, meta, model=model, optimizer=optimizer, scheduler=trainer.scheduler, scaler=trainer.scaler,
             rng=rng, gen=gen, where=where,
         )
+        if rank > 0 and not restore_rank_rng(tensors, rank, gen, device):  # saved by a run with fewer ranks
+            seed = int(np.random.SeedSequence([tc.seed, rank, state.epoch]).generate_state(1)[0])
+            torch.manual_seed(seed)
+            gen.manual_seed(seed + 1)
         console.print(f"resumed from {where} after epoch {state.epoch}")
         if on_epoch is not None:
             for record in state.history:
@@ -269,7 +350,7 @@ def fit(
             TimeElapsedColumn(),
             console=console,
             transient=True,
-            disable=not tc.progress,
+            disable=not tc.progress or rank > 0,
         )
         with progress:
             task = progress.add_task("train", total=steps_per_epoch, loss=float("nan"))
@@ -301,6 +382,7 @@ def fit(
             "throughput_seq_s": len(rows) / epoch_time,
             "peak_memory_mb": peak_memory_mb(device),
             "cpu_util_pct": 100.0 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / epoch_time,
+            "world_size": world,  # peak memory and CPU use above are rank 0's
         }
         if epoch % tc.eval_every == 0 or epoch == tc.epochs:
             model.eval()
@@ -314,6 +396,7 @@ def fit(
                 batch_size=config.eval.batch_size,
                 bootstrap=0,
                 device=device,
+                sharded=True,
             )
             record["valid"] = res.metrics
             score = res.metrics.get(tc.monitor, float("nan"))
@@ -337,11 +420,13 @@ def fit(
         if checkpoint_dir is not None and tc.checkpoint_every and (
             epoch % tc.checkpoint_every == 0 or epoch == tc.epochs or bad_epochs >= tc.patience
         ):
-            save_checkpoint(
-                checkpoint_dir, config=config, model=model, best_state=best_state, optimizer=optimizer,
-                scheduler=trainer.scheduler, scaler=trainer.scaler, rng=rng, gen=gen,
-                state=LoopState(epoch, history, best_score, best_epoch, bad_epochs),
-            )
+            rank_rng = distributed.all_gather(rank_rng_state(gen, device)) if world > 1 else None
+            if rank == 0:
+                save_checkpoint(
+                    checkpoint_dir, config=config, model=model, best_state=best_state, optimizer=optimizer,
+                    scheduler=trainer.scheduler, scaler=trainer.scaler, rng=rng, gen=gen,
+                    state=LoopState(epoch, history, best_score, best_epoch, bad_epochs), rank_rng=rank_rng,
+                )
         if bad_epochs >= tc.patience:
             break
     model.load_state_dict(best_state)

@@ -5,6 +5,10 @@ uint8 tensors) and ``state.json`` (epoch, history, early-stopping state, schedul
 the numpy bit-generator state, the SHA-256 of the tensor file) plus ``config.yaml``. A new checkpoint is built
 in a temporary folder, fsynced, and swapped in by renames: ``last`` -> ``last.prev``, temp -> ``last``. Loading
 tries ``last`` then ``last.prev``, so a corrupted or truncated newest checkpoint costs one epoch, not the run.
+
+Distributed runs: rank 0 writes the checkpoint (the model, optimizer and numpy state are the same on every
+rank) plus every other rank's RNG streams as ``rng.rank<r>.*``; on ``--resume`` every rank reads the same
+checkpoint and takes back its own streams, so a resumed run continues exactly like an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -76,8 +80,13 @@ def save_checkpoint(
     rng: np.random.Generator,
     gen: torch.Generator,
     state: LoopState,
+    rank_rng: list[dict[str, torch.Tensor]] | None = None,
 ) -> Path:
-    """Atomically replace ``run_dir/last`` (the previous one becomes ``run_dir/last.prev``)."""
+    """Atomically replace ``run_dir/last`` (the previous one becomes ``run_dir/last.prev``).
+
+    ``rank_rng``: :func:`rank_rng_state` of every rank, in rank order (distributed runs; rank 0's is the
+    plain ``rng.*`` entries and is not repeated).
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
@@ -98,6 +107,9 @@ def save_checkpoint(
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda{i}"] = s
+    for r, states in enumerate(rank_rng or []):
+        if r > 0:
+            tensors.update({f"rng.rank{r}.{k}": v for k, v in states.items()})
     meta = {
         "format": FORMAT,
         "epoch": state.epoch,
@@ -238,3 +250,25 @@ def restore(
         bad_epochs=int(meta["bad_epochs"]),
     )
     return state, best
+
+
+def rank_rng_state(gen: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    """This rank's RNG streams (global CPU for dropout, the loop generator, its CUDA device) as uint8 tensors."""
+    out = {"torch_cpu": torch.get_rng_state(), "loop_generator": gen.get_state()}
+    if device.type == "cuda":
+        out["cuda"] = torch.cuda.get_rng_state(device)
+    return out
+
+
+def restore_rank_rng(
+    tensors: dict[str, torch.Tensor], rank: int, gen: torch.Generator, device: torch.device
+) -> bool:
+    """Take back rank ``rank``'s streams saved by :func:`save_checkpoint`; False if the checkpoint has none."""
+    prefix = f"rng.rank{rank}."
+    if prefix + "torch_cpu" not in tensors:
+        return False
+    torch.set_rng_state(tensors[prefix + "torch_cpu"])
+    gen.set_state(tensors[prefix + "loop_generator"])
+    if device.type == "cuda" and prefix + "cuda" in tensors:
+        torch.cuda.set_rng_state(tensors[prefix + "cuda"], device)
+    return True

@@ -4,6 +4,9 @@ A run directory holds ``model.safetensors`` (weights; metadata in its header), `
 resolved config), ``metrics.json``, ``history.jsonl`` and ``items.json`` (original item ids by dense id, so
 recommendations speak the dataset's ids). Nothing is written before the config and the data have loaded, so
 bad input never touches an existing output directory.
+
+Under torchrun/srun (see :mod:`seqrec.train.distributed`) ``train_run`` joins the process group, every rank
+trains its shard and evaluates its share of users, and rank 0 alone prints and writes the run directory.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from seqrec import __version__
 from seqrec.config import Config, build_config, dump_config
 from seqrec.data import prepare_data
 from seqrec.data.sequences import EvalSet, PreparedData
-from seqrec.errors import CheckpointError, DataError
+from seqrec.errors import CheckpointError, ConfigError, DataError
 from seqrec.eval.ranking import EvalResult, evaluate, model_scorer, popularity_scorer
 from seqrec.io import atomic_write_json, atomic_write_text
 from seqrec.models import build_model
+from seqrec.train import distributed
 from seqrec.train.checkpoint import WEIGHTS, load_weights, save_weights
 from seqrec.train.loop import fit, resolve_device, seed_everything
 
@@ -43,7 +47,8 @@ def environment() -> dict[str, Any]:
 
 
 def _evaluate(
-    scorer, eval_set: EvalSet, data: PreparedData, config: Config, device: torch.device | str, bootstrap: int
+    scorer, eval_set: EvalSet, data: PreparedData, config: Config, device: torch.device | str, bootstrap: int,
+    sharded: bool = False,
 ) -> EvalResult:
     ec = config.eval
     return evaluate(
@@ -60,23 +65,27 @@ def _evaluate(
         bootstrap=bootstrap,
         seed=ec.seed,
         device=device,
+        sharded=sharded,
     )
 
 
 def evaluate_split(
     model: torch.nn.Module, data: PreparedData, config: Config, split: str, device: torch.device,
-    bootstrap: int | None = None,
+    bootstrap: int | None = None, sharded: bool = False,
 ) -> EvalResult:
-    """Evaluate ``model`` on the ``valid`` or ``test`` split under the configured protocol."""
+    """Evaluate ``model`` on the ``valid`` or ``test`` split under the configured protocol.
+
+    ``sharded``: every rank of the process group scores a share of the users (see ``evaluate``).
+    """
     model.eval()
     eval_set = data.valid if split == "valid" else data.test
     boot = config.eval.bootstrap if bootstrap is None else bootstrap
-    return _evaluate(model_scorer(model), eval_set, data, config, device, boot)
+    return _evaluate(model_scorer(model), eval_set, data, config, device, boot, sharded)
 
 
-def popularity_baseline(data: PreparedData, config: Config) -> EvalResult:
+def popularity_baseline(data: PreparedData, config: Config, sharded: bool = False) -> EvalResult:
     """The most-popular-items baseline on test, under the same protocol."""
-    return _evaluate(popularity_scorer(data.item_popularity), data.test, data, config, "cpu", 0)
+    return _evaluate(popularity_scorer(data.item_popularity), data.test, data, config, "cpu", 0, sharded)
 
 
 def _metrics_block(valid: EvalResult, test: EvalResult) -> dict[str, Any]:
@@ -106,14 +115,32 @@ def train_run(
 
     ``resume``: continue from ``output_dir/last`` (see :mod:`seqrec.train.resume`). ``train.profile`` and
     ``train.dry_run`` run a few steps only and return their report instead of metrics.
+
+    Inside a distributed launch this joins (and afterwards leaves) the process group; every rank returns the
+    same metrics, and only once rank 0 has written the run directory.
     """
-    console = console or Console(quiet=True)
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise DataError(f"{output_dir}: output path exists and is not a directory")
     device = _setup(config)
+    joins = distributed.in_launch() and not torch.distributed.is_initialized()
+    device = distributed.init(device)
+    try:
+        return _train_run(config, output_dir, device, data_dir, console, resume)
+    finally:
+        if joins:
+            distributed.cleanup()
+
+
+def _train_run(
+    config: Config, output_dir: Path, device: torch.device, data_dir: str | Path | None, console: Console | None,
+    resume: bool,
+) -> dict[str, Any]:
+    main, world = distributed.is_main(), distributed.world_size()
+    console = console if console is not None and main else Console(quiet=True)
     t0 = time.perf_counter()
-    data = prepare_data(config.data, data_dir)
+    with distributed.local_main_first():  # one rank per node fills the data cache, the others read it
+        data = prepare_data(config.data, data_dir)
     model = build_model(config.model, data.num_items, config.data.max_len)
     params = model.num_parameters()
     console.print(
@@ -121,16 +148,19 @@ def train_run(
         f"{params:,} params, device {device}"
     )
     if config.train.profile or config.train.dry_run:
+        if world > 1:
+            raise ConfigError("train.profile/train.dry_run: run in one process (no --devices, no torchrun)")
         from seqrec.train.profiling import dry_run, profile_run
 
         if config.train.dry_run:
             return dry_run(model, data, config, device=device, console=console)
         return profile_run(model, data, config, output_dir, device=device, console=console)
-    output_dir.mkdir(parents=True, exist_ok=True)
     from seqrec.train.tracking import HistoryWriter, make_tracker
 
+    if main:
+        output_dir.mkdir(parents=True, exist_ok=True)
     csv_history = HistoryWriter(output_dir / "history.csv")
-    tracker = make_tracker(config, output_dir)
+    tracker = make_tracker(config, output_dir) if main else None
 
     def log_epoch(record: dict) -> None:
         lines = [*history_lines, json.dumps(record)]
@@ -141,7 +171,7 @@ def train_run(
     history_lines: list[str] = []
     try:
         result = fit(
-            model, data, config, device=device, console=console, on_epoch=log_epoch,
+            model, data, config, device=device, console=console, on_epoch=log_epoch if main else None,
             checkpoint_dir=output_dir if (config.train.checkpoint_every or resume) else None,
             resume=resume, tracker=tracker,
         )
@@ -149,9 +179,9 @@ def train_run(
         if tracker is not None:
             tracker.close()
     t_eval = time.perf_counter()
-    valid = evaluate_split(model, data, config, "valid", device)
-    test = evaluate_split(model, data, config, "test", device)
-    pop = popularity_baseline(data, config)
+    valid = evaluate_split(model, data, config, "valid", device, sharded=True)
+    test = evaluate_split(model, data, config, "test", device, sharded=True)
+    pop = popularity_baseline(data, config, sharded=True)
     eval_time = time.perf_counter() - t_eval
     epochs = result.history
     times = [h["epoch_time_s"] for h in epochs]
@@ -174,7 +204,7 @@ def train_run(
         "eval_time_s": eval_time,
         "total_time_s": time.perf_counter() - t0,
         "baselines": {"popularity": {"test": pop.metrics}},
-        "environment": environment(),
+        "environment": {**environment(), "world_size": world},
     }
     meta = {
         "model": config.model.name,
@@ -183,10 +213,12 @@ def train_run(
         "params": params,
         "seqrec": __version__,
     }
-    save_weights(output_dir / WEIGHTS, model.state_dict(), meta)
-    atomic_write_json(output_dir / "items.json", [str(x) for x in data.item_ids])
-    atomic_write_text(output_dir / "config.yaml", dump_config(config))
-    atomic_write_json(output_dir / "metrics.json", metrics)
+    if main:
+        save_weights(output_dir / WEIGHTS, model.state_dict(), meta)
+        atomic_write_json(output_dir / "items.json", [str(x) for x in data.item_ids])
+        atomic_write_text(output_dir / "config.yaml", dump_config(config))
+        atomic_write_json(output_dir / "metrics.json", metrics)
+    distributed.barrier()  # no rank returns before the run directory is complete
     return metrics
 
 
