@@ -66,7 +66,10 @@ class LossConfig(_Section):
     num_negatives: int | None = Field(None, ge=1)  # sampled losses: negatives per positive
     sampler: Literal["uniform", "popularity", "in_batch"] = "uniform"
     popularity_alpha: float = Field(0.75, ge=0, le=1)  # popularity sampler: p ~ count ** alpha
-    shared_negatives: bool = True  # one negative set for the whole batch (a plain matmul) or per row
+    # One negative set for the whole batch (a plain matmul) or negatives per row. None: per row for the binary
+    # losses (bce, gbce: SASRec/gSASRec draw negatives per position; one shared BCE negative for a whole batch
+    # barely trains), shared for the softmax losses (ce_neg, cce_neg: the set is scored against every row).
+    shared_negatives: bool | None = None
     chunk_size: int | None = Field(None, ge=1)  # catalogue chunk of the fused losses (None: automatic)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     filter_eps: float | None = Field(None, ge=0)  # gradient filtering threshold (CCE)

@@ -90,11 +90,18 @@ class _Sampled:
             targets,
             num_negatives=cfg.num_negatives or DEFAULT_NEGATIVES[cfg.name],
             sampler=self.sampler,
-            shared_negatives=cfg.shared_negatives,
+            shared_negatives=shared_default(cfg),
             generator=generator,
             chunk_size=cfg.chunk_size,
             **self.kw,
         )
+
+
+def shared_default(cfg: LossConfig) -> bool:
+    """``loss.shared_negatives`` with its per-loss default: per row for bce/gbce, shared for ce_neg/cce_neg."""
+    if cfg.shared_negatives is not None:
+        return cfg.shared_negatives
+    return cfg.name not in ("bce", "gbce")
 
 
 def _ce(cfg: LossConfig, item_counts: np.ndarray | None) -> Bound:
