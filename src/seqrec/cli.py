@@ -246,6 +246,9 @@ def bench(
     data_dir: DataDirOpt = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed cells again")] = False,
     download: Annotated[bool, typer.Option("--download", help="Fetch named datasets that are not on disk")] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", help="Cells trained at once (each gets cores/jobs threads unless set)")
+    ] = 1,
 ) -> None:
     """Run a benchmark grid (each cell in its own process), resumable; print the pivot and the report path."""
     try:
@@ -253,7 +256,7 @@ def bench(
         from seqrec.bench.runner import run_bench
 
         summary = run_bench(config, output, data_dir=data_dir, overrides=set_, retry_failed=retry_failed,
-                            download=download, console=console)
+                            download=download, jobs=jobs, console=console)
         paths = write_report(output)
     except SeqrecError as err:
         _fail(err)

@@ -116,3 +116,18 @@ def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path: Path):
     run_bench(grid, clean, data_dir=data)
     a, b = write_report(out), write_report(clean)
     assert comparable(a.csv.read_text()) == comparable(b.csv.read_text())
+
+
+def test_parallel_cells_equal_sequential_cells(tmp_path: Path):
+    """``--jobs 2`` trains two cells at once; everything but the timings equals a one-at-a-time run."""
+    grid = write_grid(tmp_path / "g.yaml", {"model.name": ["sasrec", "gru4rec"], "data.max_len": [6, 8]})
+    data = tmp_path / "data"
+    parallel = run_bench(grid, tmp_path / "parallel", data_dir=data, jobs=2)
+    assert len(parallel.ran) == 4 and not parallel.failed
+    serial = run_bench(grid, tmp_path / "serial", data_dir=data, jobs=1)
+    assert len(serial.ran) == 4 and not serial.failed
+    a, b = write_report(tmp_path / "parallel"), write_report(tmp_path / "serial")
+    assert comparable(a.csv.read_text()) == comparable(b.csv.read_text())
+    store = ResultStore.open(tmp_path / "parallel", create=False)
+    assert store.get_meta("jobs") == 2
+    store.close()

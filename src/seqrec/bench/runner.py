@@ -142,8 +142,14 @@ def _lock(output: Path) -> IO[str]:
     return handle
 
 
-def run_cell_process(cell: Cell, cell_dir: Path, data_dir: str | os.PathLike | None) -> int:
-    """Start the cell's process and wait for it; Ctrl-C stops it and propagates."""
+def start_cell_process(
+    cell: Cell, cell_dir: Path, data_dir: str | os.PathLike | None, threads: int | None = None
+) -> subprocess.Popen:
+    """Wipe ``cell_dir``, write the request and start the cell's process (it dies with the runner).
+
+    ``threads``: torch/OpenMP threads of the cell when the runner runs several cells at once (environment only,
+    so the cell's config, and with it its id, does not change).
+    """
     if cell_dir.exists():
         shutil.rmtree(cell_dir)
     cell_dir.mkdir(parents=True)
@@ -154,15 +160,50 @@ def run_cell_process(cell: Cell, cell_dir: Path, data_dir: str | os.PathLike | N
     cmd = [sys.executable, "-m", "seqrec.bench.cell", str(cell_dir)]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
+    env = None
+    if threads is not None:
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with open(cell_dir / "stdout.log", "wb") as so, open(cell_dir / "stderr.log", "wb") as se:
-        proc = subprocess.Popen(cmd, stdout=so, stderr=se, stdin=subprocess.DEVNULL,
+        return subprocess.Popen(cmd, stdout=so, stderr=se, stdin=subprocess.DEVNULL, env=env,
                                 preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+
+
+def run_cell_process(cell: Cell, cell_dir: Path, data_dir: str | os.PathLike | None) -> int:
+    """Start the cell's process and wait for it; Ctrl-C stops it and propagates."""
+    proc = start_cell_process(cell, cell_dir, data_dir)
+    try:
+        return proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def _record_finished(
+    store: ResultStore, summary: BenchSummary, cell: Cell, cell_dir: Path, code: int, wall: float, tag: str,
+    console: Console,
+) -> None:
+    """Read a finished cell's outputs into the store (``done``) or record why it failed."""
+    summary.ran.append(cell.id)
+    if code == 0 and (cell_dir / RESULT).is_file():
         try:
-            return proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
+            metrics = json.loads((cell_dir / RUN / "metrics.json").read_text())
+            result = json.loads((cell_dir / RESULT).read_text())
+            history = [json.loads(line) for line in
+                       (cell_dir / RUN / "history.jsonl").read_text().splitlines() if line.strip()]
+        except (OSError, ValueError) as err:
+            why = f"unreadable cell output: {err}"
+        else:
+            env = {**result.get("environment", {}), "utilisation_source": result.get("utilisation_source")}
+            store.record_done(cell.id, history, cell_metrics(metrics, result), env, wall)
+            ndcg = metrics.get("test", {}).get("NDCG@10", float("nan"))
+            console.print(f"{tag}: [green]done[/] in {wall:.1f} s, test NDCG@10 {ndcg:.4f}", highlight=False)
+            return
+    else:
+        why = _failure_reason(code, cell_dir)
+    store.set_status(cell.id, "failed", why, wall_s=wall)
+    summary.failed.append(cell.id)
+    console.print(f"{tag}: [red]failed[/] ({why})", highlight=False)
 
 
 def run_bench(
@@ -173,9 +214,16 @@ def run_bench(
     overrides: list[str] | None = None,
     retry_failed: bool = False,
     download: bool = False,
+    jobs: int = 1,
     console: Console | None = None,
 ) -> BenchSummary:
-    """Run (or resume) the grid in ``grid_path`` into ``output``; see the module docstring."""
+    """Run (or resume) the grid in ``grid_path`` into ``output``; see the module docstring.
+
+    ``jobs``: cells trained at the same time, each with ``cpu_count // jobs`` threads unless its config sets
+    ``train.threads`` (epoch times then include the neighbours' load; the environment records ``jobs``).
+    """
+    if jobs < 1:
+        raise DataError(f"--jobs: expected a positive number of parallel cells, got {jobs}")
     console = console or Console(quiet=True)
     grid = load_grid(grid_path)
     cells = expand(grid, overrides)
@@ -186,10 +234,27 @@ def run_bench(
     lock = _lock(output)
     store = ResultStore.open(output)
     summary = BenchSummary(output=output, total=len(cells))
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    active: dict[str, tuple[subprocess.Popen, Cell, Path, float, str]] = {}  # cell id -> its running process
+
+    def reap(block: bool) -> None:
+        """Record every finished cell; with ``block``, wait until at least one has finished."""
+        while True:
+            for cid, (proc, cell, cell_dir, t0, tag) in list(active.items()):
+                code = proc.poll()
+                if code is not None:
+                    del active[cid]
+                    _record_finished(store, summary, cell, cell_dir, code, time.perf_counter() - t0, tag, console)
+                    block = False
+            if not block or not active:
+                return
+            time.sleep(0.2)
+
     try:
         store.set_meta("grid", grid.spec())
         store.set_meta("overrides", overrides or [])
         store.set_meta("cell_ids", [c.id for c in cells])
+        store.set_meta("jobs", jobs)
         for cell in cells:
             status = store.ensure_cell(cell.id, cell.ordinal, cell.labels, config_to_dict(cell.config))
             tag = f"[{cell.ordinal + 1}/{len(cells)}] {cell.describe()}"
@@ -205,42 +270,26 @@ def run_bench(
                 continue
             if status == "running":
                 console.print(f"{tag}: interrupted earlier, running again")
+            while len(active) >= jobs:
+                reap(block=True)
             cell_dir = output / CELLS / cell.id
             store.set_status(cell.id, "running")
             console.print(f"{tag}: running", highlight=False)
-            t0 = time.perf_counter()
-            try:
-                code = run_cell_process(cell, cell_dir, data_dir)
-            except KeyboardInterrupt:
-                store.set_status(cell.id, "pending", "interrupted")
-                raise
-            wall = time.perf_counter() - t0
-            summary.ran.append(cell.id)
-            if code == 0 and (cell_dir / RESULT).is_file():
-                try:
-                    metrics = json.loads((cell_dir / RUN / "metrics.json").read_text())
-                    result = json.loads((cell_dir / RESULT).read_text())
-                    history = [json.loads(line) for line in
-                               (cell_dir / RUN / "history.jsonl").read_text().splitlines() if line.strip()]
-                except (OSError, ValueError) as err:
-                    code, why = 1, f"unreadable cell output: {err}"
-                else:
-                    env = {**result.get("environment", {}),
-                           "utilisation_source": result.get("utilisation_source")}
-                    store.record_done(cell.id, history, cell_metrics(metrics, result), env, wall)
-                    ndcg = metrics.get("test", {}).get("NDCG@10", float("nan"))
-                    console.print(f"{tag}: [green]done[/] in {wall:.1f} s, test NDCG@10 {ndcg:.4f}",
-                                  highlight=False)
-                    continue
-            else:
-                why = _failure_reason(code, cell_dir)
-            store.set_status(cell.id, "failed", why, wall_s=wall)
-            summary.failed.append(cell.id)
-            console.print(f"{tag}: [red]failed[/] ({why})", highlight=False)
+            cell_threads = threads if cell.config.train.threads is None else None
+            active[cell.id] = (start_cell_process(cell, cell_dir, data_dir, cell_threads), cell, cell_dir,
+                               time.perf_counter(), tag)
+        while active:
+            reap(block=True)
+    except BaseException:  # Ctrl-C (or any error): stop the running cells, leave them to be re-run
+        for cid, (proc, *_rest) in active.items():
+            proc.kill()
+            proc.wait()
+            store.set_status(cid, "pending", "interrupted")
+        raise
     finally:
         store.close()
         lock.close()
     return summary
 
 
-__all__ = ["BenchSummary", "cell_metrics", "dataset_unavailable", "run_bench"]
+__all__ = ["BenchSummary", "cell_metrics", "dataset_unavailable", "run_bench", "run_cell_process", "start_cell_process"]
