@@ -1,0 +1,237 @@
+"""Train one seqrec model with its shipped ML-100K recipe and log time-to-quality per epoch.
+
+Runs in the seqrec virtualenv (``compare.py`` starts it in its own process):
+
+    python benchmarks/peers/seqrec_run.py --model sasrec --data-dir ../shared/data --threads 1 --out /tmp/s.json
+
+It does what ``seqrec train --config configs/<model>-ml-100k.yaml`` does (same config, same ``fit`` loop with
+its validation, early stopping and per-epoch resume checkpoint in a temporary folder), through the Python API:
+``fit(..., on_epoch=...)`` calls back after each epoch's validation; the callback pauses the clock, evaluates
+the current weights on test (full ranking, seen items filtered, no bootstrap: ``evaluate_split``) with the RNG
+states saved and restored, and resumes. ``cum_train_s`` is the wall time from the start of ``fit`` to the end
+of that epoch's validation, minus those test evaluations. torch's one-time ``torch._dynamo`` import, which the
+first optimizer construction triggers, is done before the clock starts, as it is in RecBole's setup.
+Overrides: ``train.threads``, ``train.progress=false`` and ``data.cache=false`` (so the data are read from the
+atomic file on every run, like RecBole, and nothing is written next to the shared data). The final test metrics
+are those of the best-validation weights, which ``fit`` restores.
+
+``--max-train-seconds S`` stops after the first epoch whose ``cum_train_s`` reaches S (the best-validation
+weights so far are then evaluated); off by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import importlib
+import json
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ("sasrec", "bert4rec", "gru4rec")
+
+
+class _Budget(Exception):
+    """Raised from the epoch callback when the training-time budget is spent."""
+
+
+def recipe_overrides(threads: int, max_epochs: int | None, seed: int | None) -> list[str]:
+    out = [f"train.threads={threads}", "train.progress=false", "data.cache=false"]
+    if max_epochs is not None:
+        out.append(f"train.epochs={max_epochs}")
+    if seed is not None:
+        out.append(f"train.seed={seed}")
+    return out
+
+
+def load_recipe(model: str, threads: int = 1, max_epochs: int | None = None, seed: int | None = None):
+    from seqrec.config import load_config
+
+    return load_config(ROOT / "configs" / f"{model}-ml-100k.yaml", recipe_overrides(threads, max_epochs, seed))
+
+
+def resolved_recipe(model: str, max_epochs: int | None = None, seed: int | None = None) -> dict:
+    """The recipe as plain values (model preset resolved) for ``recbole_run.py --recipe``."""
+    from seqrec.models import model_config_from_section
+
+    cfg = load_recipe(model, 1, max_epochs, seed)
+    tc = cfg.train
+    out = {
+        "model": model,
+        "epochs": tc.epochs,
+        "batch_size": tc.batch_size,
+        "lr": tc.lr,
+        "patience": tc.patience,
+        "max_len": cfg.data.max_len,
+        "betas": list(tc.betas),
+        "weight_decay": tc.weight_decay,
+        "grad_clip": tc.grad_clip,
+        "seed": tc.seed,
+        **dataclasses.asdict(model_config_from_section(cfg.model)),
+    }
+    # Things RecBole is not told about: they must stay at the values the RecBole mirror assumes.
+    unmatched = []
+    if cfg.loss.name != "ce" or cfg.loss.label_smoothing:
+        unmatched.append(f"loss {cfg.loss.name} (label smoothing {cfg.loss.label_smoothing})")
+    if tc.scheduler != "constant" or tc.warmup_steps:
+        unmatched.append(f"lr schedule {tc.scheduler} with {tc.warmup_steps} warm-up steps")
+    if tc.accumulate_grad_batches != 1 or tc.precision != "32":
+        unmatched.append(f"accumulation {tc.accumulate_grad_batches}, precision {tc.precision}")
+    if tc.monitor != "NDCG@10" or tc.eval_every != 1 or not cfg.eval.filter_seen or cfg.eval.protocol != "full":
+        unmatched.append("validation/evaluation protocol differs from NDCG@10 every epoch, full, seen filtered")
+    if cfg.data.min_user_interactions > 1 or cfg.data.min_item_interactions > 1 or cfg.data.rating_threshold:
+        unmatched.append("data filtering (k-core or rating threshold)")
+    if cfg.data.split != "leave_one_out" or cfg.data.duplicates != "keep":
+        unmatched.append(f"split {cfg.data.split}, duplicates {cfg.data.duplicates}")
+    out["unmatched"] = unmatched
+    return out
+
+
+def _rng_state() -> tuple:
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def _set_rng_state(state: tuple) -> None:
+    random.setstate(state[0])
+    np.random.set_state(state[1])
+    torch.set_rng_state(state[2])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, choices=MODELS)
+    ap.add_argument("--data-dir", required=True, help="folder holding ml-100k/")
+    ap.add_argument("--max-epochs", type=int, default=None, help="override train.epochs (smoke tests)")
+    ap.add_argument("--max-train-seconds", type=float, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    import seqrec
+    from seqrec.data import prepare_data
+    from seqrec.models import build_model
+    from seqrec.train.loop import fit, resolve_device, seed_everything
+    from seqrec.train.run import evaluate_split
+
+    config = load_recipe(args.model, args.threads, args.max_epochs, args.seed)
+    torch.set_num_threads(args.threads)
+    seed_everything(config.train.seed)
+    device = resolve_device(config.train.device)
+    monitor = config.train.monitor
+
+    def say(text: str) -> None:
+        print(f"[seqrec {args.model}] {text}", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    data = prepare_data(config.data, args.data_dir)
+    model = build_model(config.model, data.num_items, config.data.max_len)
+    # torch's optimizer constructors import torch._dynamo on first use (~1.7 s here). RecBole builds its optimizer
+    # before fit (in its setup time); seqrec builds it inside fit, so pay that one-time import here, in setup too.
+    importlib.import_module("torch._dynamo")
+    setup_s = time.perf_counter() - t0
+    say(f"setup {setup_s:.1f}s: {data.num_users} users, {data.num_items} items, {model.num_parameters():,} params")
+
+    records: list[dict] = []
+    clock = {"t0": 0.0, "paused": 0.0}
+    best = {"score": -float("inf"), "state": None, "epoch": 0}
+
+    def on_epoch(record: dict) -> None:
+        now = time.perf_counter()
+        cum = now - clock["t0"] - clock["paused"]
+        state = _rng_state()
+        test = evaluate_split(model, data, config, "test", device, bootstrap=0).metrics
+        _set_rng_state(state)
+        valid = record.get("valid", {})
+        if args.max_train_seconds is not None and valid.get(monitor, -float("inf")) > best["score"]:
+            best.update(score=valid[monitor], state=copy.deepcopy(model.state_dict()), epoch=record["epoch"])
+        prev = records[-1]["cum_train_s"] if records else 0.0
+        rec = {
+            "epoch": record["epoch"],
+            "cum_train_s": cum,
+            "epoch_wall_s": cum - prev,
+            "train_s": record["epoch_time_s"],
+            "valid_s": cum - prev - record["epoch_time_s"],  # validation + best-weights copy + checkpoint
+            "train_loss": record["train_loss"],
+            "valid_NDCG@10": valid.get("NDCG@10"),
+            "valid_HR@10": valid.get("HR@10"),
+            "test_NDCG@10": test["NDCG@10"],
+            "test_HR@10": test["HR@10"],
+        }
+        records.append(rec)
+        say(
+            f"epoch {rec['epoch']:3d}  train {rec['train_s']:6.1f}s  valid "
+            f"{rec['valid_s']:5.1f}s  cum {cum:7.1f}s  valid NDCG@10 {rec['valid_NDCG@10']:.4f}  "
+            f"test NDCG@10 {rec['test_NDCG@10']:.4f}"
+        )
+        clock["paused"] += time.perf_counter() - now
+        if args.max_train_seconds is not None and cum >= args.max_train_seconds:
+            raise _Budget
+
+    stopped_by_budget = False
+    with tempfile.TemporaryDirectory(prefix="seqrec-peer-") as ckpt:
+        clock["t0"] = time.perf_counter()
+        try:
+            result = fit(model, data, config, device=device, console=Console(quiet=True), on_epoch=on_epoch,
+                         checkpoint_dir=ckpt if config.train.checkpoint_every else None)
+            best_epoch = result.best_epoch
+        except _Budget:
+            stopped_by_budget = True
+            model.load_state_dict(best["state"])
+            best_epoch = best["epoch"]
+        total_train_s = time.perf_counter() - clock["t0"] - clock["paused"]
+    final_test = evaluate_split(model, data, config, "test", device, bootstrap=0)
+    final_valid = evaluate_split(model, data, config, "valid", device, bootstrap=0)
+
+    out = {
+        "library": "seqrec",
+        "model": args.model,
+        "recipe": resolved_recipe(args.model, args.max_epochs, args.seed),
+        "filter_seen": config.eval.filter_seen,
+        "threads": args.threads,
+        "setup_s": setup_s,
+        "total_train_s": total_train_s,
+        "epochs_trained": len(records),
+        "best_epoch": best_epoch,
+        "stopped_by_budget": stopped_by_budget,
+        "batches_per_epoch": None,
+        "params": model.num_parameters(),
+        "final": {
+            "test": {"NDCG@10": final_test.metrics["NDCG@10"], "HR@10": final_test.metrics["HR@10"]},
+            "valid": {"NDCG@10": final_valid.metrics["NDCG@10"], "HR@10": final_valid.metrics["HR@10"]},
+        },
+        "num_test_users": final_test.num_users,
+        "num_items": data.num_items,
+        "epochs": records,
+        "versions": {
+            "seqrec": seqrec.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    try:
+        from seqrec.data.windows import window_index
+
+        rows, _ = window_index(data.train, config.data.max_len)
+        out["train_examples_per_epoch"] = int(len(rows))
+        out["batches_per_epoch"] = -(-len(rows) // config.train.batch_size)
+    except Exception:  # noqa: BLE001 - informative only
+        pass
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
