@@ -287,10 +287,22 @@ def render_markdown(p: Pivot) -> str:
         parts += ["", "Values are mean ± 95% t-interval half-width over seeds."]
     if p.not_done:
         parts += ["", "Cells not in the table:", ""]
-        parts += [f"- {_cell_label(c)}: {why}" for c, why in p.not_done]
+        parts += [f"- {why} ({_count(labels)}: {'; '.join(labels)})" for why, labels in _by_reason(p.not_done)]
     if p.environment:
         parts += ["", *[f"Environment: {e}" for e in p.environment]]
     return "\n".join(parts) + "\n"
+
+
+def _by_reason(not_done: list[tuple[CellRow, str]]) -> list[tuple[str, list[str]]]:
+    """Cells grouped by their status/reason (a missing dataset skips many cells for one reason), in grid order."""
+    groups: dict[str, list[str]] = {}
+    for c, why in not_done:
+        groups.setdefault(why, []).append(_cell_label(c))
+    return list(groups.items())
+
+
+def _count(labels: list[str]) -> str:
+    return f"{len(labels)} cell" + ("s" if len(labels) != 1 else "")
 
 
 def _cell_label(c: CellRow) -> str:
@@ -459,7 +471,8 @@ def render_html(p: Pivot, plots: list[tuple[str, str]] | None = None) -> str:
         parts.append("<p>Values are mean ± 95% t-interval half-width over seeds.</p>")
     if p.not_done:
         parts.append("<h2>Cells not in the table</h2><ul>" + "".join(
-            f"<li>{html.escape(_cell_label(c))}: {html.escape(why)}</li>" for c, why in p.not_done) + "</ul>")
+            f"<li>{html.escape(why)} <small>({_count(labels)}: {html.escape('; '.join(labels))})</small></li>"
+            for why, labels in _by_reason(p.not_done)) + "</ul>")
     for title, img in plots if plots is not None else all_plots(p):
         parts.append(f"<h2>{html.escape(title)}</h2><img alt=\"{html.escape(title)}\" "
                      f"src=\"data:image/png;base64,{img}\">")
