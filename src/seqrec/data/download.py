@@ -260,7 +260,7 @@ def fetch_dataset(
     recipe: DatasetRecipe, data_dir: Path, *, allow_download: bool = True, progress: bool = False
 ) -> None:
     """Make the first local layout of ``recipe`` exist under ``data_dir`` (or raise a one-line DataError)."""
-    looked = ", ".join(layout.main for layout in recipe.layouts) or "(no files)"
+    looked = ", ".join(dict.fromkeys(layout.main for layout in recipe.layouts)) or "(no files)"  # distinct paths
     if not recipe.downloads:
         raise DataError(f"dataset {recipe.name!r}: not found under {data_dir} (looked for {looked})")
     if not allow_download:
