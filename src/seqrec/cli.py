@@ -247,8 +247,9 @@ def bench(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed cells again")] = False,
     download: Annotated[bool, typer.Option("--download", help="Fetch named datasets that are not on disk")] = False,
     jobs: Annotated[
-        int, typer.Option("--jobs", help="Cells trained at once (each gets cores/jobs threads unless set)")
-    ] = 1,
+        int | None,
+        typer.Option("--jobs", help="Cells trained at once, cores/jobs threads each (default: the grid's jobs or 1)"),
+    ] = None,
 ) -> None:
     """Run a benchmark grid (each cell in its own process), resumable; print the pivot and the report path."""
     try:

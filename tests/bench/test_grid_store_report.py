@@ -66,6 +66,8 @@ def test_grid_overrides_and_recipes(tmp_path: Path):
         ({"fixed": {}, "swep": {}}, "unknown grid key 'swep'"),
         ({"sweep": {"train.nope": [1]}}, "train.nope"),
         ({"sweep": {"epochs": [1]}}, "dotted config key"),
+        ({"jobs": 0, "sweep": {"model.name": ["sasrec"]}}, "'jobs' must be a positive integer"),
+        ({"jobs": "2", "sweep": {"model.name": ["sasrec"]}}, "'jobs' must be a positive integer"),
     ],
 )
 def test_grid_errors_are_one_line(raw: dict, needle: str):
@@ -250,6 +252,8 @@ def test_shipped_grids_expand():
     assert {c.config.data.max_len for c in table} == {50, 75, 100}
     assert {c.config.model.name for c in table} == {"sasrec", "bert4rec", "xlstm"}
     assert {c.config.data.name for c in table} == {"ml-100k", "ml-1m", "ml-10m"}
+    assert load_grid(REPO / "configs" / "bench" / "seed-grid.yaml").jobs == 2  # 2 cores: two cells at once
+    assert load_grid(REPO / "configs" / "bench" / "quickstart.yaml").jobs == 2
     bert = next(c for c in seed if c.config.model.name == "bert4rec")
     assert bert.config.train.lr == 0.003 and bert.config.model.mask_prob == 0.3  # the shipped recipe
 

@@ -3,6 +3,7 @@
 Grid file keys (all optional except ``sweep`` or ``fixed``)::
 
     name: quickstart                 # shown in the report title
+    jobs: 2                          # cells trained at once (``seqrec bench --jobs`` overrides; default 1)
     recipes:                         # model name -> config file (relative to the grid file): the model's
       sasrec: ../sasrec-ml-100k.yaml #   hyper-parameters, the lowest layer of that model's cells
     fixed:                           # a config tree (sections) and/or dotted keys, applied to every cell
@@ -40,7 +41,7 @@ ALIASES: dict[str, str] = {
     "seed": "train.seed",
     "loss": "loss.name",
 }
-_GRID_KEYS = ("name", "recipes", "fixed", "sweep")
+_GRID_KEYS = ("name", "jobs", "recipes", "fixed", "sweep")
 
 
 @dataclass
@@ -52,10 +53,11 @@ class Grid:
     sweep: dict[str, list[Any]]  # canonical dotted key -> values (in file order)
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # model name -> config tree
     source: str = ""  # path of the grid file
+    jobs: int | None = None  # cells trained at once unless the command line says otherwise
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "fixed": self.fixed, "sweep": self.sweep, "recipes": self.recipes,
-                "source": self.source}
+                "source": self.source, "jobs": self.jobs}
 
 
 @dataclass
@@ -164,8 +166,11 @@ def parse_grid(raw: dict, source: str = "<grid>", base_dir: Path | None = None) 
             p = base_dir / p
         recipes[str(model)] = _read_yaml(p, f"recipe of model '{model}'")
     name = str(raw.get("name") or Path(source).stem)
+    jobs = raw.get("jobs")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"{source}: 'jobs' must be a positive integer (cells trained at once), got {jobs!r}")
     return Grid(name=name, fixed=_tree(fixed_raw, f"{source}: fixed"), sweep=sweep, recipes=recipes,
-                source=source)
+                source=source, jobs=jobs)
 
 
 def cell_id(config: Config) -> str:

@@ -214,18 +214,20 @@ def run_bench(
     overrides: list[str] | None = None,
     retry_failed: bool = False,
     download: bool = False,
-    jobs: int = 1,
+    jobs: int | None = None,
     console: Console | None = None,
 ) -> BenchSummary:
     """Run (or resume) the grid in ``grid_path`` into ``output``; see the module docstring.
 
-    ``jobs``: cells trained at the same time, each with ``cpu_count // jobs`` threads unless its config sets
-    ``train.threads`` (epoch times then include the neighbours' load; the environment records ``jobs``).
+    ``jobs``: cells trained at the same time (None: the grid file's ``jobs``, else 1), each with
+    ``cpu_count // jobs`` threads unless its config sets ``train.threads`` (epoch times then include the
+    neighbours' load; the store's meta records ``jobs``).
     """
-    if jobs < 1:
-        raise DataError(f"--jobs: expected a positive number of parallel cells, got {jobs}")
     console = console or Console(quiet=True)
     grid = load_grid(grid_path)
+    jobs = jobs if jobs is not None else (grid.jobs or 1)
+    if jobs < 1:
+        raise DataError(f"--jobs: expected a positive number of parallel cells, got {jobs}")
     cells = expand(grid, overrides)
     output = Path(output)
     if output.exists() and not output.is_dir():
