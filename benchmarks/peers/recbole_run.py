@@ -58,7 +58,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import sys
 import tempfile
 import time
@@ -68,6 +67,7 @@ os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # RecBole's torc
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from peer_rng import preserved_rng  # noqa: E402  (this folder is on sys.path: the runners are run as scripts)
 
 # The default recipe mirrors configs/<model>-ml-100k.yaml and the models' "small" presets (compare.py passes the
 # values resolved by seqrec itself instead, so a recipe change propagates).
@@ -210,16 +210,6 @@ def exact_chronology(dataset) -> int:
     return int((order != np.arange(len(order))).sum())
 
 
-def rng_state() -> tuple:
-    return random.getstate(), np.random.get_state(), torch.get_rng_state()
-
-
-def set_rng_state(state: tuple) -> None:
-    random.setstate(state[0])
-    np.random.set_state(state[1])
-    torch.set_rng_state(state[2])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, choices=sorted(RECBOLE_NAMES))
@@ -300,9 +290,8 @@ def main() -> None:
         def _on_epoch(self, epoch_idx, valid_score):
             now = time.perf_counter()
             cum = now - self._t0 - self._paused
-            state = rng_state()
-            test = self.evaluate(self._test_data, load_best_model=False)
-            set_rng_state(state)
+            with preserved_rng():
+                test = self.evaluate(self._test_data, load_best_model=False)
             prev = self.records[-1]["cum_train_s"] if self.records else 0.0
             loss = self.train_loss_dict.get(epoch_idx)
             rec = {

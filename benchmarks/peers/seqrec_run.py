@@ -27,7 +27,6 @@ import dataclasses
 import importlib
 import json
 import platform
-import random
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from peer_rng import preserved_rng  # this folder is on sys.path: the runners are run as scripts
 from rich.console import Console
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,16 +97,6 @@ def resolved_recipe(model: str, max_epochs: int | None = None, seed: int | None 
     return out
 
 
-def _rng_state() -> tuple:
-    return random.getstate(), np.random.get_state(), torch.get_rng_state()
-
-
-def _set_rng_state(state: tuple) -> None:
-    random.setstate(state[0])
-    np.random.set_state(state[1])
-    torch.set_rng_state(state[2])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, choices=MODELS)
@@ -149,9 +139,8 @@ def main() -> None:
     def on_epoch(record: dict) -> None:
         now = time.perf_counter()
         cum = now - clock["t0"] - clock["paused"]
-        state = _rng_state()
-        test = evaluate_split(model, data, config, "test", device, bootstrap=0).metrics
-        _set_rng_state(state)
+        with preserved_rng():
+            test = evaluate_split(model, data, config, "test", device, bootstrap=0).metrics
         valid = record.get("valid", {})
         if args.max_train_seconds is not None and valid.get(monitor, -float("inf")) > best["score"]:
             best.update(score=valid[monitor], state=copy.deepcopy(model.state_dict()), epoch=record["epoch"])

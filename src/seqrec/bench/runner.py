@@ -168,17 +168,6 @@ def start_cell_process(
                                 preexec_fn=functools.partial(_die_with_parent, os.getpid()))
 
 
-def run_cell_process(cell: Cell, cell_dir: Path, data_dir: str | os.PathLike | None) -> int:
-    """Start the cell's process and wait for it; Ctrl-C stops it and propagates."""
-    proc = start_cell_process(cell, cell_dir, data_dir)
-    try:
-        return proc.wait()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-
-
 def _record_finished(
     store: ResultStore, summary: BenchSummary, cell: Cell, cell_dir: Path, code: int, wall: float, tag: str,
     console: Console,
@@ -294,4 +283,4 @@ def run_bench(
     return summary
 
 
-__all__ = ["BenchSummary", "cell_metrics", "dataset_unavailable", "run_bench", "run_cell_process", "start_cell_process"]
+__all__ = ["BenchSummary", "cell_metrics", "dataset_unavailable", "run_bench", "start_cell_process"]
