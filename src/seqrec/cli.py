@@ -102,11 +102,11 @@ def train(
 
     ``--devices N`` (N > 1) re-runs this command in N processes under torch's elastic launcher (one per GPU, or
     CPU processes with gloo); inside torchrun/srun the command trains its shard instead (see
-    ``seqrec.train.distributed``).
+    ``seqrec.distributed``).
     """
     try:
+        from seqrec import distributed
         from seqrec.config import load_config
-        from seqrec.train import distributed
         from seqrec.train.run import train_run
 
         extra = [*(set_ or []), *(["train.profile=true"] if profile else []),
@@ -143,9 +143,9 @@ def _launch_workers(
     resume: Path | None,
 ) -> None:
     """Validate and cache the data once here (bad input: one line, exit 2), then run ``devices`` workers; exits."""
+    from seqrec import distributed
     from seqrec.data import prepare_data
     from seqrec.errors import ConfigError, DataError
-    from seqrec.train import distributed
 
     if cfg.train.profile or cfg.train.dry_run:
         raise ConfigError("--devices: --profile and --dry-run run in one process (use --devices 1)")

@@ -1,9 +1,11 @@
-"""Atomic file writes: every artifact is written to a temp file in the same directory, then renamed."""
+"""Atomic writes: a file or a whole directory is built under a temporary name beside its target, made durable
+(fsync), then renamed into place, so a crash or a concurrent reader never sees a partial artifact."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +40,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
 def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -49,7 +51,59 @@ def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     atomic_write(path, write)
 
 
-def _json_default(o: Any) -> Any:
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a directory's entries (renames, new files) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_dir(target: str | os.PathLike, fill: Callable[[Path], None], *, previous: str | None = None) -> bool:
+    """Build a directory with ``fill(tmp)`` and rename it to ``target`` atomically; True if it was published.
+
+    ``tmp`` is a fresh folder beside ``target`` (same file system, so the rename is atomic). Every file in it is
+    fsynced before the rename. If ``target`` already exists: with ``previous`` (a sibling name, e.g.
+    ``"last.prev"``) the old ``target`` is first moved there (replacing an older one), otherwise ``target`` is
+    left untouched, ``tmp`` is discarded and False is returned (another writer published first). On any error
+    ``tmp`` is removed and ``target`` is as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        fill(tmp)
+        for sub, _, files in os.walk(tmp):
+            for name in files:
+                with open(os.path.join(sub, name), "rb") as fh:
+                    os.fsync(fh.fileno())
+            fsync_dir(sub)
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a published folder is as readable as any file
+        if target.exists():
+            if previous is None:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return False
+            prev = target.parent / previous
+            if prev.exists():
+                shutil.rmtree(prev)
+            os.replace(target, prev)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if previous is None and target.exists():  # lost a race against a concurrent writer: keep theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+                return False
+            raise
+        fsync_dir(target.parent)
+        return True
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy scalars/arrays and paths (the one such helper in seqrec)."""
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):

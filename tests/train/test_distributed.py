@@ -21,11 +21,11 @@ from rich.console import Console
 from train_helpers import tiny_config
 from typer.testing import CliRunner
 
+from seqrec import distributed
 from seqrec.cli import app
 from seqrec.data import prepare_data
 from seqrec.eval.ranking import evaluate, model_scorer, shard_rows
 from seqrec.models import build_model
-from seqrec.train import distributed
 from seqrec.train.loop import Trainer, seed_everything
 from seqrec.train.resume import LAST, PREV
 

@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 
 from seqrec.data.sources import DatasetRecipe, Download
 from seqrec.errors import DataError
+from seqrec.io import publish_dir
 
 CHUNK = 1 << 20
 TIMEOUT_S = 30.0
@@ -246,7 +247,12 @@ def _install_archive(archive: Path, dl: Download, recipe: DatasetRecipe, data_di
                 f"dataset {recipe.name!r}: archive {dl.filename} lacks the folder {dl.archive_root!r}"
             )
         if not folder.exists():
-            os.rename(source, folder)
+
+            def move_in(tmp: Path) -> None:
+                for child in source.iterdir():
+                    os.rename(child, tmp / child.name)
+
+            publish_dir(folder, move_in)
             return
         for child in source.iterdir():  # folder exists (e.g. side files): add what is missing
             dest = folder / child.name

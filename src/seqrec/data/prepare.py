@@ -17,8 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from seqrec.data.sequences import EvalSet, PreparedData, Sequences
 from seqrec.data.split import Split, global_temporal, leave_one_out
 from seqrec.data.synthetic import generate
 from seqrec.errors import DataError
+from seqrec.io import json_default, publish_dir
 
 log = logging.getLogger(__name__)
 
@@ -265,9 +264,8 @@ def _load_eval(directory: Path, name: str) -> EvalSet:
 
 def save_cache(data: PreparedData, entry: Path, key: str) -> bool:
     """Write ``data`` to ``entry`` atomically (temp folder + rename). False if another writer won the race."""
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         _save_seq(tmp, "train", data.train)
         _save_eval(tmp, "valid", data.valid)
         _save_eval(tmp, "test", data.test)
@@ -285,22 +283,9 @@ def save_cache(data: PreparedData, entry: Path, key: str) -> bool:
             "split": data.split,
             "stats": data.stats,
         }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
-        for f in tmp.iterdir():  # durable before the rename publishes the entry
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a published entry is as readable as any cache file
-        try:
-            os.rename(tmp, entry)
-        except OSError:
-            if entry.exists():  # a concurrent writer published the same key first: keep theirs
-                shutil.rmtree(tmp, ignore_errors=True)
-                return False
-            raise
-        return True
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=json_default) + "\n")
+
+    return publish_dir(entry, fill)
 
 
 def load_cache(entry: Path, key: str) -> PreparedData:
@@ -333,16 +318,6 @@ def load_cache(entry: Path, key: str) -> PreparedData:
     ):
         raise ValueError("cache entry arrays disagree with meta.json")
     return data
-
-
-def _json_default(o: object) -> object:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from seqrec.data.sequences import EvalSet, PreparedData, Sequences
+from seqrec.distributed import all_gather, rank, world_size
 from seqrec.eval.metrics import (
     accuracy_per_user,
     bootstrap_ci,
@@ -24,7 +25,6 @@ from seqrec.eval.metrics import (
     standard_errors,
     surprisal_per_user,
 )
-from seqrec.train.distributed import all_gather, rank, world_size
 
 # A scorer maps left-padded histories (B, T) int64 to scores (B, num_items + 1).
 Scorer = Callable[[Tensor], Tensor]

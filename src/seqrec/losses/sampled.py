@@ -239,17 +239,17 @@ class FusedSampledLoss(torch.autograd.Function):
 
 
 def _want_triton(backend: str, device: torch.device) -> bool:
-    from seqrec.losses import kernels
+    from seqrec.losses.kernels import available as triton_available
 
     if backend == "torch":
         return False
     if backend == "triton":
-        if not kernels.available(device):
+        if not triton_available(device):
             raise ValueError(f"backend='triton' needs triton and a CUDA device (or TRITON_INTERPRET=1), got {device}")
         return True
     if backend != "auto":
         raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {backend!r}")
-    return device.type == "cuda" and kernels.available(device)
+    return device.type == "cuda" and triton_available(device)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ activation checkpointing per block, an epoch-boundary checkpoint for ``--resume`
 a memory estimate printed at start, and a CSV history plus optional experiment tracker
 (:mod:`seqrec.train.tracking`).
 
-Distributed data parallel (inside torchrun/srun, see :mod:`seqrec.train.distributed`): every rank draws the same
+Distributed data parallel (inside torchrun/srun, see :mod:`seqrec.distributed`): every rank draws the same
 epoch permutation, so the global batch keeps ``train.batch_size`` windows and rank r takes its contiguous share
 of each one; the model is wrapped in ``DistributedDataParallel`` for the training forward, each rank's loss is
 weighted by its share of the batch's targets so the all-reduced gradient is the single-process one (up to float
@@ -39,13 +39,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.nn.parallel import DistributedDataParallel
 
+from seqrec import distributed
 from seqrec.config import Config
 from seqrec.data.sequences import PreparedData
 from seqrec.data.windows import gather_windows, window_index
 from seqrec.eval.ranking import evaluate, model_scorer
 from seqrec.losses import make_loss
 from seqrec.models.base import SequenceModel
-from seqrec.train import distributed
 from seqrec.train.precision import (
     autocast_context,
     enable_activation_checkpointing,

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from seqrec.config import Config, build_config, dump_config
 from seqrec.errors import CheckpointError
+from seqrec.io import publish_dir
 
 LAST, PREV = "last", "last.prev"
 TENSORS, META = "state.safetensors", "state.json"
@@ -54,14 +52,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _own(t: torch.Tensor) -> torch.Tensor:
@@ -123,26 +113,14 @@ def save_checkpoint(
         "scaler": scaler.state_dict() if scaler is not None else None,
         "numpy_rng": rng.bit_generator.state,
     }
-    tmp = Path(tempfile.mkdtemp(prefix=".last.", suffix=".tmp", dir=run_dir))
-    try:
+
+    def fill(tmp: Path) -> None:
         save_file(tensors, str(tmp / TENSORS))
         meta["sha256"] = _sha256(tmp / TENSORS)
         (tmp / META).write_text(json.dumps(meta))
         (tmp / "config.yaml").write_text(dump_config(config))
-        for name in (TENSORS, META, "config.yaml"):
-            with open(tmp / name, "rb+") as f:
-                os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        last, prev = run_dir / LAST, run_dir / PREV
-        if last.exists():
-            if prev.exists():
-                shutil.rmtree(prev)
-            os.replace(last, prev)
-        os.replace(tmp, last)
-        _fsync_dir(run_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    publish_dir(run_dir / LAST, fill, previous=PREV)
     return run_dir / LAST
 
 

@@ -5,7 +5,7 @@ resolved config), ``metrics.json``, ``history.jsonl`` and ``items.json`` (origin
 recommendations speak the dataset's ids). Nothing is written before the config and the data have loaded, so
 bad input never touches an existing output directory.
 
-Under torchrun/srun (see :mod:`seqrec.train.distributed`) ``train_run`` joins the process group, every rank
+Under torchrun/srun (see :mod:`seqrec.distributed`) ``train_run`` joins the process group, every rank
 trains its shard and evaluates its share of users, and rank 0 alone prints and writes the run directory.
 """
 
@@ -22,7 +22,7 @@ import torch
 import yaml
 from rich.console import Console
 
-from seqrec import __version__
+from seqrec import __version__, distributed
 from seqrec.config import Config, build_config, dump_config
 from seqrec.data import prepare_data
 from seqrec.data.sequences import EvalSet, PreparedData
@@ -30,7 +30,6 @@ from seqrec.errors import CheckpointError, ConfigError, DataError
 from seqrec.eval.ranking import EvalResult, evaluate, model_scorer, popularity_scorer
 from seqrec.io import atomic_write_json, atomic_write_text
 from seqrec.models import build_model
-from seqrec.train import distributed
 from seqrec.train.checkpoint import WEIGHTS, load_weights, save_weights
 from seqrec.train.loop import fit, resolve_device, seed_everything
 
