@@ -35,7 +35,7 @@ def tiny(name: str, **overrides) -> SequenceModel:
         section.setdefault("gru_hidden", 24)
         section.setdefault("layers", 2)
     if name == "xlstm":
-        section.setdefault("blocks", 2)
+        section.setdefault("layers", 2)
         section.setdefault("slstm_at", [1])
     torch.manual_seed(0)
     return build_model(section, NUM_ITEMS, MAX_LEN)

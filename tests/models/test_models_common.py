@@ -56,7 +56,7 @@ def expected_parameters(name: str, cfg, n: int, max_len: int) -> int:
         slstm = 2 * D + (D * K + D) + 4 * D * dh + 4 * D * dh + 4 * D + D + 2 * D + (D * 2 * Fh + 2 * Fh)
         slstm += Fh * D + D
         s = len(cfg.slstm_at)
-        return (n + 1) * D + (cfg.blocks - s) * mlstm + s * slstm + 2 * D
+        return (n + 1) * D + (cfg.layers - s) * mlstm + s * slstm + 2 * D
     raise AssertionError(name)
 
 

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from model_helpers import MAX_LEN, make_batch, tiny
 
+from seqrec.errors import ConfigError
 from seqrec.models.xlstm import mlstm_parallel, mlstm_recurrent
 
 
@@ -75,5 +76,5 @@ def test_parallel_gradients_finite_with_extreme_gates() -> None:
 
 
 def test_slstm_at_out_of_range_is_rejected() -> None:
-    with pytest.raises(ValueError, match="slstm_at"):
-        tiny("xlstm", blocks=2, slstm_at=[2])
+    with pytest.raises(ConfigError, match="slstm_at"):
+        tiny("xlstm", layers=2, slstm_at=[2])

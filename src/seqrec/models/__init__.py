@@ -43,11 +43,15 @@ def model_config_from_section(section: Any) -> Any:
             raise ConfigError(f"unknown config key 'model.{key}' for {name} (allowed: {', '.join(sorted(fields))})")
     values = {**cls.PRESETS[size], **raw}
     try:
-        return TypeAdapter(cls.Config).validate_python(values)
+        config = TypeAdapter(cls.Config).validate_python(values)
     except ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"config key 'model.{key}': {first['msg']} (got {first.get('input')!r})") from None
+    check = getattr(config, "check", None)
+    if check is not None:  # cross-field constraints (hidden divisible by heads, ...): ConfigError at config time
+        check()
+    return config
 
 
 def build_model(section: Any, num_items: int, max_len: int) -> SequenceModel:

@@ -47,6 +47,22 @@ class SequenceModel(nn.Module):
         """``history`` (B, T) left-padded -> (B, D): the state that scores the next item."""
         return self.forward(history)[:, -1, :]
 
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW parameter groups: decay on weight matrices; none on embeddings, norms, biases (any 1-D tensor).
+
+        Models with other needs (adapters, frozen parts, a text encoder's own rules) override this; the trainer
+        only calls it. Frozen parameters (``requires_grad=False``) are left out.
+        """
+        no_decay_ids = set()
+        for module in self.modules():
+            if isinstance(module, nn.Embedding | nn.LayerNorm):
+                no_decay_ids.update(id(p) for p in module.parameters(recurse=False))
+        decay, no_decay = [], []
+        for p in self.parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 or id(p) in no_decay_ids else decay).append(p)
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
     def num_parameters(self) -> int:
         """Exact number of trainable parameters (tied tables counted once)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

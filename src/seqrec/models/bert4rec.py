@@ -15,8 +15,8 @@ Deviations from the paper:
 - full-catalogue cross-entropy over the real items (the [MASK] row is never a candidate), computed by
   ``seqrec.losses`` from ``(hidden, item_weight, targets)``; hence no output bias vector and no extra
   "projection + GELU + LayerNorm" head (the final LayerNorm plays that role);
-- pre-LayerNorm blocks (SASRec's ``Block`` without the causal mask) with a final LayerNorm; item embeddings
-  scaled by sqrt(D) before adding positions;
+- pre-LayerNorm blocks (``models.layers.TransformerBlock``, as SASRec, without the causal mask) with a final
+  LayerNorm; item embeddings scaled by sqrt(D) before adding positions;
 - no 80/10/10 random/keep replacement: a masked position always reads [MASK] (as in the original code);
 - optional "last item masking" (``last_item_prob``): with that probability a training row masks only its last
   item, exactly the inference task (used by several reproductions to speed up convergence).
@@ -30,8 +30,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from seqrec.errors import ConfigError
 from seqrec.models.base import SequenceModel, init_normal
-from seqrec.models.sasrec import Block
+from seqrec.models.layers import TransformerBlock
 
 
 @dataclass
@@ -44,6 +45,15 @@ class BERT4RecConfig:
     init_std: float = 0.02  # normal init of embeddings and linear weights
     mask_prob: float = 0.2  # probability that a real item of a training window is replaced by [MASK]
     last_item_prob: float = 0.0  # probability that a training row masks only its last item (0 = off)
+
+    def check(self) -> None:
+        if self.hidden % self.heads:
+            raise ConfigError(f"config key 'model.heads': model.hidden ({self.hidden}) must be divisible by "
+                              f"model.heads ({self.heads})")
+        if not 0.0 < self.mask_prob <= 1.0:
+            raise ConfigError(f"config key 'model.mask_prob': must be in (0, 1], got {self.mask_prob}")
+        if not 0.0 <= self.last_item_prob <= 1.0:
+            raise ConfigError(f"config key 'model.last_item_prob': must be in [0, 1], got {self.last_item_prob}")
 
 
 class BERT4Rec(SequenceModel):
@@ -63,10 +73,7 @@ class BERT4Rec(SequenceModel):
 
     def __init__(self, config: BERT4RecConfig, num_items: int, max_len: int) -> None:
         super().__init__()
-        if not 0.0 < config.mask_prob <= 1.0:
-            raise ValueError(f"model.mask_prob must be in (0, 1], got {config.mask_prob}")
-        if not 0.0 <= config.last_item_prob <= 1.0:
-            raise ValueError(f"model.last_item_prob must be in [0, 1], got {config.last_item_prob}")
+        config.check()
         self.config = config
         self.num_items = num_items
         self.max_len = max_len
@@ -75,7 +82,9 @@ class BERT4Rec(SequenceModel):
         self.item_emb = nn.Embedding(num_items + 2, config.hidden, padding_idx=0)
         self.pos_emb = nn.Embedding(max_len, config.hidden)
         self.emb_drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))  # type: ignore[arg-type]
+        self.blocks = nn.ModuleList(
+            TransformerBlock(config.hidden, config.heads, config.ffn_mult, config.dropout) for _ in range(config.layers)
+        )
         self.ln_f = nn.LayerNorm(config.hidden)
         self.apply(lambda m: init_normal(m, config.init_std))
 

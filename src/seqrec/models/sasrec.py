@@ -18,10 +18,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqrec.errors import ConfigError
 from seqrec.models.base import SequenceModel, init_normal
+from seqrec.models.layers import TransformerBlock
 
 
 @dataclass
@@ -36,38 +37,10 @@ class SASRecConfig:
     # default: binary losses with many negatives push the scoring table hard, which a tied table also feeds back
     # into the inputs)
 
-
-class Block(nn.Module):
-    """Pre-LN transformer block with causal multi-head self-attention."""
-
-    def __init__(self, cfg: SASRecConfig) -> None:
-        super().__init__()
-        if cfg.hidden % cfg.heads:
-            raise ValueError(f"model.hidden ({cfg.hidden}) must be divisible by model.heads ({cfg.heads})")
-        self.heads = cfg.heads
-        self.dropout = cfg.dropout
-        self.ln1 = nn.LayerNorm(cfg.hidden)
-        self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
-        self.proj = nn.Linear(cfg.hidden, cfg.hidden)
-        self.ln2 = nn.LayerNorm(cfg.hidden)
-        self.ffn = nn.Sequential(
-            nn.Linear(cfg.hidden, cfg.ffn_mult * cfg.hidden),
-            nn.GELU(),
-            nn.Linear(cfg.ffn_mult * cfg.hidden, cfg.hidden),
-            nn.Dropout(cfg.dropout),
-        )
-        self.resid_drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: Tensor, attn_mask: Tensor) -> Tensor:  # x (B, T, D), attn_mask (B, 1, T, T) bool
-        B, T, D = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(D, dim=-1)
-        q, k, v = (t.view(B, T, self.heads, D // self.heads).transpose(1, 2) for t in (q, k, v))  # (B, H, T, d)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, T, d)
-        y = y.transpose(1, 2).reshape(B, T, D)
-        x = x + self.resid_drop(self.proj(y))
-        return x + self.ffn(self.ln2(x))
+    def check(self) -> None:
+        if self.hidden % self.heads:
+            raise ConfigError(f"config key 'model.heads': model.hidden ({self.hidden}) must be divisible by "
+                              f"model.heads ({self.heads})")
 
 
 class SASRec(SequenceModel):
@@ -86,7 +59,10 @@ class SASRec(SequenceModel):
         self.item_emb = nn.Embedding(num_items + 1, config.hidden, padding_idx=0)  # row 0 = padding
         self.pos_emb = nn.Embedding(max_len, config.hidden)
         self.emb_drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
+        config.check()
+        self.blocks = nn.ModuleList(
+            TransformerBlock(config.hidden, config.heads, config.ffn_mult, config.dropout) for _ in range(config.layers)
+        )
         self.ln_f = nn.LayerNorm(config.hidden)
         self.out_emb = None if config.tie_weights else nn.Embedding(num_items + 1, config.hidden, padding_idx=0)
         self.apply(lambda m: init_normal(m, config.init_std))

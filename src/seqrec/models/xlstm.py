@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqrec.errors import ConfigError
 from seqrec.models.base import SequenceModel
 
 EPS = 1e-6  # added to the mLSTM normaliser
@@ -59,8 +60,8 @@ EPS = 1e-6  # added to the mLSTM normaliser
 @dataclass
 class XLSTMConfig:
     hidden: int = 64  # D: embedding and residual-stream size
-    blocks: int = 2  # residual xLSTM blocks
-    slstm_at: list[int] = field(default_factory=list)  # indices of blocks that are sLSTM (others are mLSTM)
+    layers: int = 2  # residual xLSTM blocks (one name across models: model.layers)
+    slstm_at: list[int] = field(default_factory=list)  # indices of layers that are sLSTM blocks (others mLSTM)
     heads: int = 4  # heads of the mLSTM and sLSTM cells (inner size and hidden must divide by heads)
     proj_factor: float = 2.0  # mLSTM up-projection: inner size = proj_factor * hidden
     conv_kernel: int = 4  # causal depthwise conv1d kernel size (0 = no convolution)
@@ -70,6 +71,21 @@ class XLSTMConfig:
     mlstm_mode: Literal["parallel", "recurrent"] = "parallel"  # how forward computes the mLSTM cell
     dropout: float = 0.1  # dropout on embeddings and block outputs
     init_std: float = 0.02  # normal init of the item embedding
+
+    def check(self) -> None:
+        bad = [i for i in self.slstm_at if not 0 <= i < self.layers]
+        if bad:
+            raise ConfigError(f"config key 'model.slstm_at': layer indices {bad} out of range 0..{self.layers - 1}")
+        inner = round(self.proj_factor * self.hidden)
+        if inner % self.heads:
+            raise ConfigError(f"config key 'model.heads': xLSTM inner size {inner} (proj_factor * hidden) must "
+                              f"divide by model.heads ({self.heads})")
+        if self.slstm_at and self.hidden % self.heads:
+            raise ConfigError(f"config key 'model.heads': model.hidden ({self.hidden}) must be divisible by "
+                              f"model.heads ({self.heads}) for sLSTM blocks")
+        if self.qkv_blocksize and inner % self.qkv_blocksize:
+            raise ConfigError(f"config key 'model.qkv_blocksize': xLSTM inner size {inner} must be divisible by "
+                              f"the block size {self.qkv_blocksize}")
 
 
 # --- mLSTM cell: parallel and recurrent forms ---------------------------------------------------------------
@@ -306,23 +322,21 @@ class SLSTMBlock(nn.Module):
 class XLSTM(SequenceModel):
     Config = XLSTMConfig
     PRESETS = {
-        "small": {"hidden": 64, "blocks": 4, "heads": 4},  # ~0.23M params on ML-100K (1682 items)
-        "base": {"hidden": 256, "blocks": 4, "heads": 4},
-        "large": {"hidden": 512, "blocks": 8, "heads": 8, "slstm_at": [1]},
+        "small": {"hidden": 64, "layers": 4, "heads": 4},  # ~0.23M params on ML-100K (1682 items)
+        "base": {"hidden": 256, "layers": 4, "heads": 4},
+        "large": {"hidden": 512, "layers": 8, "heads": 8, "slstm_at": [1]},
     }
 
     def __init__(self, config: XLSTMConfig, num_items: int, max_len: int) -> None:
         super().__init__()
-        bad = [i for i in config.slstm_at if not 0 <= i < config.blocks]
-        if bad:
-            raise ValueError(f"model.slstm_at: block indices {bad} out of range 0..{config.blocks - 1}")
+        config.check()
         self.config = config
         self.num_items = num_items
         self.max_len = max_len
         self.item_emb = nn.Embedding(num_items + 1, config.hidden, padding_idx=0)  # row 0 = padding
         self.emb_drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
-            SLSTMBlock(config) if i in config.slstm_at else MLSTMBlock(config) for i in range(config.blocks)
+            SLSTMBlock(config) if i in config.slstm_at else MLSTMBlock(config) for i in range(config.layers)
         )
         self.ln_f = nn.LayerNorm(config.hidden)
         nn.init.normal_(self.item_emb.weight, std=config.init_std)
