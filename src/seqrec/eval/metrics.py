@@ -35,12 +35,17 @@ def item_self_information(item_user_counts: np.ndarray, num_users: int) -> np.nd
 
 
 def surprisal_per_user(topk_items: np.ndarray, self_info: np.ndarray, k: int) -> np.ndarray:
-    return self_info[topk_items[:, :k]].mean(axis=1)
+    """Mean self-information of each user's recommended items (0 entries are empty slots and do not count)."""
+    top = topk_items[:, :k]
+    real = top > 0
+    total = np.where(real, self_info[top], 0.0).sum(axis=1)
+    return np.where(real.any(axis=1), total / np.maximum(real.sum(axis=1), 1), 0.0)
 
 
 def coverage(topk_items: np.ndarray, num_items: int, k: int) -> float:
-    """Share of items 1..num_items recommended to at least one user in the top-k."""
-    return float(np.unique(topk_items[:, :k]).size) / num_items
+    """Share of items 1..num_items recommended to at least one user in the top-k (0 = empty slot, not an item)."""
+    recommended = np.unique(topk_items[:, :k])
+    return float(np.count_nonzero(recommended)) / num_items
 
 
 def bootstrap_ci(

@@ -3,7 +3,10 @@
 Users are scored in chunks of ``batch_size``: one ``(chunk, num_items + 1)`` score block at a time, never a
 users x items matrix. Seen-item filtering sets the scores of the user's input items to -inf (the target too, if
 the user consumed it before: a repeat target then counts as a miss, which is the honest reading of "filter seen").
-Ties are broken at the mid-rank so a constant scorer gets the expected, not the best, rank.
+Ties are broken at the mid-rank so a constant scorer gets the expected, not the best, rank. A non-finite score
+never helps: NaN scores count as -inf (a NaN target ranks last, a NaN item is never recommended), so a diverged
+model scores ~0, never 1.0. Top-k lists hold only real, unfiltered items: a slot that would be padding, a filtered
+or a NaN item is 0, so Coverage@K <= 1 whatever K.
 """
 
 from __future__ import annotations
@@ -84,6 +87,11 @@ class EvalResult:
     num_users: int
     per_user: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
+    def to_dict(self) -> dict:
+        """Metrics, 95% CIs, standard errors, protocol and user count as plain JSON-able values."""
+        return {"metrics": dict(self.metrics), "ci95": {k: list(v) for k, v in self.ci.items()},
+                "stderr": dict(self.stderr), "protocol": dict(self.protocol), "num_users": self.num_users}
+
 
 def _sampled_negatives(
     eval_set: EvalSet, num_items: int, n: int, sampler: str, popularity: np.ndarray, seed: int
@@ -145,38 +153,55 @@ def rank_targets(
     ranks = np.empty(U - start, dtype=np.float64)
     top = np.zeros((U - start, topk), dtype=np.int64)
     targets_all = np.asarray(eval_set.targets, dtype=np.int64)
-    lengths_all = eval_set.inputs.lengths()
     for first in range(start, U, batch_size):
         rows = np.arange(first, min(first + batch_size, U))
         out = rows - start  # positions in the returned arrays
         history = torch.from_numpy(left_padded(eval_set.inputs, rows, max_len)).to(device)  # (b, L)
-        scores = scorer(history).float()  # (b, V + 1)
-        scores[:, 0] = -torch.inf  # padding is never a recommendation
-        if filter_seen:
-            lens = lengths_all[rows]
-            if lens.sum():
-                r = np.repeat(np.arange(len(rows)), lens)
-                flat = np.asarray(eval_set.inputs.values)[csr_gather_index(eval_set.inputs.offsets, rows)]
-                scores[torch.from_numpy(r).to(device), torch.from_numpy(flat.astype(np.int64)).to(device)] = (
-                    -torch.inf
-                )
+        scores = masked_scores(scorer, history, eval_set.inputs, rows, filter_seen, device)  # (b, V + 1)
         targets = torch.from_numpy(targets_all[rows]).to(device)
         target_scores = scores.gather(1, targets[:, None])  # (b, 1)
         if negatives is not None:
             cand = scores.gather(1, torch.from_numpy(negatives[rows]).to(device))  # (b, n)
             greater = (cand > target_scores).sum(1)
             equal = (cand == target_scores).sum(1)
-            ranks[out] = (greater.double() + equal.double() / 2).cpu().numpy()
+            r_ = greater.double() + equal.double() / 2
+            last = torch.full_like(r_, float(cand.shape[1]))  # a filtered or NaN target: behind every negative
+            ranks[out] = torch.where(target_scores[:, 0] == -torch.inf, last, r_).cpu().numpy()
             continue
         greater = (scores > target_scores).sum(1)
         equal = (scores == target_scores).sum(1) - 1  # ties other than the target itself
-        # A target filtered out as seen scores -inf: count it as ranked last.
+        # A target filtered out as seen, or scored NaN, is at -inf: count it as ranked last.
         r_ = greater.double() + equal.clamp(min=0).double() / 2
-        r_ = torch.where(torch.isinf(target_scores[:, 0]), torch.full_like(r_, float(num_items)), r_)
+        r_ = torch.where(target_scores[:, 0] == -torch.inf, torch.full_like(r_, float(num_items)), r_)
         ranks[out] = r_.cpu().numpy()
-        k = min(topk, scores.shape[1])
-        top[out, :k] = scores.topk(k, dim=1).indices.cpu().numpy()
+        top[out] = topk_real(scores, topk).cpu().numpy()
     return ranks, top
+
+
+def masked_scores(
+    scorer: Scorer, history: Tensor, inputs: Sequences, rows: np.ndarray, filter_seen: bool, device: torch.device | str
+) -> Tensor:
+    """(b, V + 1) fp32 scores of ``history`` with padding, NaN and (``filter_seen``) the rows' input items at -inf."""
+    scores = scorer(history).float()  # (b, V + 1)
+    scores = torch.nan_to_num(scores, nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)  # NaN never ranks high
+    scores[:, 0] = -torch.inf  # padding is never a recommendation
+    if filter_seen:
+        lens = inputs.lengths()[rows]
+        if lens.sum():
+            r = np.repeat(np.arange(len(rows)), lens)
+            flat = np.asarray(inputs.values)[csr_gather_index(inputs.offsets, rows)]
+            scores[torch.from_numpy(r).to(device), torch.from_numpy(flat.astype(np.int64)).to(device)] = -torch.inf
+    return scores
+
+
+def topk_real(scores: Tensor, k: int) -> Tensor:
+    """(b, k) ids of the k best items; slots beyond the real (finite or +inf) candidates are 0, never padding."""
+    k_eff = min(k, scores.shape[1])
+    values, ids = scores.topk(k_eff, dim=1)
+    ids = torch.where(values == -torch.inf, torch.zeros_like(ids), ids)
+    if k_eff < k:
+        ids = torch.cat([ids, ids.new_zeros(ids.shape[0], k - k_eff)], dim=1)
+    return ids
 
 
 def evaluate(
