@@ -86,24 +86,16 @@ def build_config(items: int, users: int, batch: int, max_len: int, epochs: int, 
 
 
 def run(items: int, users: int, batch: int, max_len: int, epochs: int, eval_batch: int, loss: str) -> dict:
+    from seqrec.api import Dataset, Recommender
     from seqrec.data import prepare_data
-    from seqrec.models import build_model
-    from seqrec.train.loop import fit, seed_everything
-    from seqrec.train.run import evaluate_split
 
     config = build_config(items, users, batch, max_len, epochs, eval_batch, loss)
-    seed_everything(config.train.seed)
-    t0 = time.perf_counter()
     data = pad_catalogue(prepare_data(config.data, None), items)
     warm = int((data.item_popularity > 0).sum())
-    model = build_model(config.model, data.num_items, max_len)
     rss_before = vm_hwm_mb()
-    console = Console()
-    result = fit(model, data, config, device=torch.device("cpu"), console=console)
-    t_fit = time.perf_counter()
-    valid = evaluate_split(model, data, config, "valid", torch.device("cpu"), bootstrap=0)
-    test = evaluate_split(model, data, config, "test", torch.device("cpu"), bootstrap=0)
-    t_end = time.perf_counter()
+    rec = Recommender(config).fit(Dataset(data, config.data), console=Console())  # train + valid/test evaluation
+    m = rec.metrics
+    assert m is not None and rec.model is not None
     rows = batch * max_len
     return {
         "items": data.num_items,
@@ -112,18 +104,18 @@ def run(items: int, users: int, batch: int, max_len: int, epochs: int, eval_batc
         "batch": batch,
         "max_len": max_len,
         "loss": loss,
-        "params": model.num_parameters(),
-        "epochs": result.epochs_trained,
-        "epoch_times_s": [h["epoch_time_s"] for h in result.history],
-        "train_losses": [h["train_loss"] for h in result.history],
+        "params": rec.model.num_parameters(),
+        "epochs": m["epochs_trained"],
+        "epoch_times_s": [h["epoch_time_s"] for h in rec.history],
+        "train_losses": [h["train_loss"] for h in rec.history],
         "steps_per_epoch_upper_bound": -(-data.num_users // batch),  # at least one window per user
-        "fit_s": t_fit - t0,
-        "eval_s": t_end - t_fit,
+        "fit_s": m["train_time_s"],
+        "eval_s": m["eval_time_s"],
         "peak_rss_mb": vm_hwm_mb(),
         "rss_before_fit_mb": rss_before,
         "materialized_ce_needs_gib": 3 * rows * (data.num_items + 1) * 4 / 2**30,
-        "valid": valid.metrics,
-        "test": test.metrics,
+        "valid": m["valid"],
+        "test": m["test"],
     }
 
 

@@ -37,7 +37,8 @@ from rich.console import Console
 from seqrec.config import load_config
 from seqrec.data import prepare_data
 from seqrec.models import build_model
-from seqrec.train.loop import Trainer, peak_memory_mb, seed_everything
+from seqrec.train.runtime import peak_memory_mb, seed_everything
+from seqrec.train.trainer import Trainer
 
 recipe, data_dir = sys.argv[1], sys.argv[2]
 threads, warmup, steps = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -48,19 +49,19 @@ data = prepare_data(cfg.data, data_dir)
 model = build_model(cfg.model, data.num_items, cfg.data.max_len)
 console = Console(stderr=True)
 tr = Trainer(model, data, cfg, torch.device("cpu"), console)
-gen = torch.Generator().manual_seed(0)
+tr.gen.manual_seed(0)
 order = torch.randperm(len(tr.rows), generator=torch.Generator().manual_seed(1)).numpy()
 bs = cfg.train.batch_size
 batches = [order[(i * bs) % (len(order) - bs):][:bs] for i in range(warmup + steps)]
 model.train()
 t0 = time.perf_counter()
 for b in batches[:warmup]:
-    tr.train_batches([b], gen)
+    tr.train_batches([b])
 warm_s = time.perf_counter() - t0
 times, losses = [], []
 for b in batches[warmup:]:
     t = time.perf_counter()
-    loss, _ = tr.train_batches([b], gen)
+    loss, _ = tr.train_batches([b])
     times.append(time.perf_counter() - t)
     losses.append(loss)
 compiled = getattr(tr.forward, "compiled", None) is not None if cfg.train.compile else False

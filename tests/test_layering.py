@@ -4,7 +4,7 @@ Two graphs are checked: modules (``seqrec.data.prepare`` -> ``seqrec.data.source
 (``seqrec.eval`` -> ``seqrec.train`` counts as one edge between the packages ``eval`` and ``train``). Data flows
 one way (data -> models -> losses -> train -> eval ...); a cycle at either level means a layer reaches back.
 ``from pkg import submodule`` is an edge to the submodule, not to ``pkg/__init__``; imports inside functions
-count too (a lazy import is still a dependency).
+count too (a lazy import is still a dependency); imports under ``if TYPE_CHECKING:`` do not (annotations only).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for name, path in mods.items():
         package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _runtime_nodes(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 graph[name].update(a.name for a in node.names if a.name in mods)
             elif isinstance(node, ast.ImportFrom):
@@ -50,6 +50,18 @@ def import_graph() -> dict[str, set[str]]:
                     graph[name].add(target)
         graph[name].discard(name)
     return graph
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node except those under ``if TYPE_CHECKING:``."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        yield node
+        stack.extend(ast.iter_child_nodes(node))
 
 
 def package_of(module: str) -> str:

@@ -6,7 +6,7 @@ Runs in the seqrec virtualenv (``compare.py`` starts it in its own process):
 
 It does what ``seqrec train --config configs/<model>-ml-100k.yaml`` does (same config, same ``fit`` loop with
 its validation, early stopping and per-epoch resume checkpoint in a temporary folder), through the Python API:
-``fit(..., on_epoch=...)`` calls back after each epoch's validation; the callback pauses the clock, evaluates
+``Recommender.fit(..., callbacks=[...])``; the callback runs after each epoch's validation, pauses the clock, evaluates
 the current weights on test (full ranking, seen items filtered, no bootstrap: ``evaluate_split``) with the RNG
 states saved and restored, and resumes. ``cum_train_s`` is the wall time from the start of ``fit`` to the end
 of that epoch's validation, minus those test evaluations. torch's one-time ``torch._dynamo`` import, which the
@@ -109,78 +109,95 @@ def main() -> None:
     args = ap.parse_args()
 
     import seqrec
+    from seqrec.api import Dataset, Recommender
     from seqrec.data import prepare_data
-    from seqrec.models import build_model
-    from seqrec.train.loop import fit, resolve_device, seed_everything
+    from seqrec.train.callbacks import Callback
     from seqrec.train.run import evaluate_split
 
     config = load_recipe(args.model, args.threads, args.max_epochs, args.seed)
-    torch.set_num_threads(args.threads)
-    seed_everything(config.train.seed)
-    device = resolve_device(config.train.device)
     monitor = config.train.monitor
 
     def say(text: str) -> None:
         print(f"[seqrec {args.model}] {text}", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    data = prepare_data(config.data, args.data_dir)
-    model = build_model(config.model, data.num_items, config.data.max_len)
+    dataset = Dataset(prepare_data(config.data, args.data_dir), config.data)
+    data = dataset.data
     # torch's optimizer constructors import torch._dynamo on first use (~1.7 s here). RecBole builds its optimizer
     # before fit (in its setup time); seqrec builds it inside fit, so pay that one-time import here, in setup too.
     importlib.import_module("torch._dynamo")
     setup_s = time.perf_counter() - t0
-    say(f"setup {setup_s:.1f}s: {data.num_users} users, {data.num_items} items, {model.num_parameters():,} params")
+    say(f"setup {setup_s:.1f}s: {data.num_users} users, {data.num_items} items")
 
     records: list[dict] = []
-    clock = {"t0": 0.0, "paused": 0.0}
+    clock = {"t0": 0.0, "paused": 0.0, "end": 0.0}
     best = {"score": -float("inf"), "state": None, "epoch": 0}
+    live: dict = {}
 
-    def on_epoch(record: dict) -> None:
-        now = time.perf_counter()
-        cum = now - clock["t0"] - clock["paused"]
-        with preserved_rng():
-            test = evaluate_split(model, data, config, "test", device, bootstrap=0).metrics
-        valid = record.get("valid", {})
-        if args.max_train_seconds is not None and valid.get(monitor, -float("inf")) > best["score"]:
-            best.update(score=valid[monitor], state=copy.deepcopy(model.state_dict()), epoch=record["epoch"])
-        prev = records[-1]["cum_train_s"] if records else 0.0
-        rec = {
-            "epoch": record["epoch"],
-            "cum_train_s": cum,
-            "epoch_wall_s": cum - prev,
-            "train_s": record["epoch_time_s"],
-            "valid_s": cum - prev - record["epoch_time_s"],  # validation + best-weights copy + checkpoint
-            "train_loss": record["train_loss"],
-            "valid_NDCG@10": valid.get("NDCG@10"),
-            "valid_HR@10": valid.get("HR@10"),
-            "test_NDCG@10": test["NDCG@10"],
-            "test_HR@10": test["HR@10"],
-        }
-        records.append(rec)
-        say(
-            f"epoch {rec['epoch']:3d}  train {rec['train_s']:6.1f}s  valid "
-            f"{rec['valid_s']:5.1f}s  cum {cum:7.1f}s  valid NDCG@10 {rec['valid_NDCG@10']:.4f}  "
-            f"test NDCG@10 {rec['test_NDCG@10']:.4f}"
-        )
-        clock["paused"] += time.perf_counter() - now
-        if args.max_train_seconds is not None and cum >= args.max_train_seconds:
-            raise _Budget
+    class TestEveryEpoch(Callback):
+        """After each epoch's validation: pause the clock, evaluate test, log, resume (or stop at the budget)."""
+
+        def on_fit_start(self, trainer) -> None:  # noqa: ANN001
+            live["trainer"] = trainer
+            clock["t0"] = time.perf_counter()
+
+        def on_epoch_end(self, trainer, record: dict) -> None:  # noqa: ANN001
+            now = time.perf_counter()
+            cum = now - clock["t0"] - clock["paused"]
+            with preserved_rng():
+                test = evaluate_split(trainer.model, data, config, "test", trainer.device, bootstrap=0).metrics
+            valid = record.get("valid", {})
+            if args.max_train_seconds is not None and valid.get(monitor, -float("inf")) > best["score"]:
+                best.update(score=valid[monitor], state=copy.deepcopy(trainer.model.state_dict()),
+                            epoch=record["epoch"])
+            prev = records[-1]["cum_train_s"] if records else 0.0
+            rec = {
+                "epoch": record["epoch"],
+                "cum_train_s": cum,
+                "epoch_wall_s": cum - prev,
+                "train_s": record["epoch_time_s"],
+                "valid_s": cum - prev - record["epoch_time_s"],  # validation + best-weights copy (+ checkpoint)
+                "train_loss": record["train_loss"],
+                "valid_NDCG@10": valid.get("NDCG@10"),
+                "valid_HR@10": valid.get("HR@10"),
+                "test_NDCG@10": test["NDCG@10"],
+                "test_HR@10": test["HR@10"],
+            }
+            records.append(rec)
+            say(
+                f"epoch {rec['epoch']:3d}  train {rec['train_s']:6.1f}s  valid "
+                f"{rec['valid_s']:5.1f}s  cum {cum:7.1f}s  valid NDCG@10 {rec['valid_NDCG@10']:.4f}  "
+                f"test NDCG@10 {rec['test_NDCG@10']:.4f}"
+            )
+            clock["paused"] += time.perf_counter() - now
+            if args.max_train_seconds is not None and cum >= args.max_train_seconds:
+                raise _Budget
+
+        def on_fit_end(self, trainer) -> None:  # noqa: ANN001
+            clock["end"] = time.perf_counter()
 
     stopped_by_budget = False
-    with tempfile.TemporaryDirectory(prefix="seqrec-peer-") as ckpt:
-        clock["t0"] = time.perf_counter()
-        try:
-            result = fit(model, data, config, device=device, console=Console(quiet=True), on_epoch=on_epoch,
-                         checkpoint_dir=ckpt if config.train.checkpoint_every else None)
-            best_epoch = result.best_epoch
+    recommender = Recommender(config)
+    with tempfile.TemporaryDirectory(prefix="seqrec-peer-") as tmp:
+        try:  # exactly `seqrec train`: run directory, per-epoch checkpoint, final evaluation of the best weights
+            recommender.fit(dataset, output_dir=Path(tmp) / "run", console=Console(quiet=True),
+                            callbacks=[TestEveryEpoch()])
+            metrics = recommender.metrics
+            assert metrics is not None and recommender.model is not None
+            model, best_epoch = recommender.model, metrics["best_epoch"]
+            final = {"test": metrics["test"], "valid": metrics["valid"]}
+            num_test_users = metrics["num_test_users"]
         except _Budget:
             stopped_by_budget = True
+            trainer = live["trainer"]
+            model = trainer.model
             model.load_state_dict(best["state"])
             best_epoch = best["epoch"]
-        total_train_s = time.perf_counter() - clock["t0"] - clock["paused"]
-    final_test = evaluate_split(model, data, config, "test", device, bootstrap=0)
-    final_valid = evaluate_split(model, data, config, "valid", device, bootstrap=0)
+            final_test = evaluate_split(model, data, config, "test", trainer.device, bootstrap=0)
+            final_valid = evaluate_split(model, data, config, "valid", trainer.device, bootstrap=0)
+            final = {"test": final_test.metrics, "valid": final_valid.metrics}
+            num_test_users = final_test.num_users
+    total_train_s = clock["end"] - clock["t0"] - clock["paused"]
 
     out = {
         "library": "seqrec",
@@ -195,11 +212,9 @@ def main() -> None:
         "stopped_by_budget": stopped_by_budget,
         "batches_per_epoch": None,
         "params": model.num_parameters(),
-        "final": {
-            "test": {"NDCG@10": final_test.metrics["NDCG@10"], "HR@10": final_test.metrics["HR@10"]},
-            "valid": {"NDCG@10": final_valid.metrics["NDCG@10"], "HR@10": final_valid.metrics["HR@10"]},
-        },
-        "num_test_users": final_test.num_users,
+        "final": {split: {"NDCG@10": final[split]["NDCG@10"], "HR@10": final[split]["HR@10"]}
+                  for split in ("test", "valid")},
+        "num_test_users": num_test_users,
         "num_items": data.num_items,
         "epochs": records,
         "versions": {

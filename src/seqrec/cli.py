@@ -1,6 +1,7 @@
-"""The ``seqrec`` command line: thin layers over ``seqrec.train.run`` and ``seqrec.data``.
+"""The ``seqrec`` command line: a thin caller of the Python API (:mod:`seqrec.api`) and ``seqrec.bench``.
 
-User errors (bad config, malformed data, missing checkpoint) print one line, ``error: <what>``, and exit 2.
+User errors (bad config, malformed data, missing checkpoint, busy or finished run directory) print one line,
+``error: <what>``, and exit 2, before anything is written; a diverged training run exits 3.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from rich.table import Table
 from seqrec.errors import SeqrecError
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from seqrec.config import Config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -33,10 +36,13 @@ DataDirOpt = Annotated[
 ]
 
 
-def _fail(err: Exception) -> None:
-    msg = str(err).replace("\n", " ")
+def _fail(err: SeqrecError) -> None:
+    """One line ``error: <what>`` on stderr; exit 2 for bad input (3 when training diverged), never a traceback."""
+    from rich.markup import escape
+
+    msg = escape(" ".join(str(err).split()))  # one line; brackets in the message are text, not markup
     console.print(f"[red]error:[/] {msg}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    raise typer.Exit(getattr(err, "exit_code", 2))
 
 
 def metrics_table(title: str, block: dict, splits: tuple[str, ...] = ("valid", "test")) -> Table:
@@ -88,6 +94,9 @@ def train(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the run in DIR from its last epoch checkpoint")
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a finished or unfinished run in --output")
+    ] = False,
     profile: Annotated[
         bool, typer.Option("--profile", help="Profile a few steps (trace + top ops), then stop")
     ] = False,
@@ -106,8 +115,8 @@ def train(
     """
     try:
         from seqrec import distributed
+        from seqrec.api import Recommender
         from seqrec.config import load_config
-        from seqrec.train.run import train_run
 
         extra = [*(set_ or []), *(["train.profile=true"] if profile else []),
                  *(["train.dry_run=true"] if dry_run else [])]
@@ -121,14 +130,16 @@ def train(
         else:
             cfg = load_config(config, extra)
         if devices > 1 and not distributed.in_launch():
-            _launch_workers(cfg, devices, config, output, set_, data_dir, resume)
+            _launch_workers(cfg, devices, config, output, set_, data_dir, resume, overwrite)
         main = distributed.is_main()
-        metrics = train_run(cfg, output, data_dir=data_dir, console=console if main else None,
-                            resume=resume is not None)
+        rec = Recommender(cfg).fit(output_dir=output, data_dir=data_dir, resume=resume is not None,
+                                   overwrite=overwrite, console=console if main else None)
     except SeqrecError as err:
         _fail(err)
     if cfg.train.profile or cfg.train.dry_run or not main:
         return
+    metrics = rec.metrics
+    assert metrics is not None
     out.print(metrics_table(f"{cfg.model.name} — {metrics['protocol']['ranking']} ranking", metrics))
     pop = metrics["baselines"]["popularity"]["test"]
     out.print(
@@ -140,28 +151,30 @@ def train(
 
 def _launch_workers(
     cfg: Config, devices: int, config: Path | None, output: Path, set_: list[str] | None, data_dir: Path | None,
-    resume: Path | None,
+    resume: Path | None, overwrite: bool,
 ) -> None:
-    """Validate and cache the data once here (bad input: one line, exit 2), then run ``devices`` workers; exits."""
+    """Validate the run directory and cache the data once here (bad input: one line, exit 2), then run
+    ``devices`` workers; exits with their status."""
+    import torch
+
     from seqrec import distributed
     from seqrec.data import prepare_data
-    from seqrec.errors import ConfigError, DataError
+    from seqrec.errors import ConfigError
+    from seqrec.train.rundir import RunLock
+    from seqrec.train.runtime import resolve_device
 
     if cfg.train.profile or cfg.train.dry_run:
         raise ConfigError("--devices: --profile and --dry-run run in one process (use --devices 1)")
-    import torch
-
-    from seqrec.train.loop import resolve_device
-
     gpus = torch.cuda.device_count()
     if resolve_device(cfg.train.device).type == "cuda" and devices > gpus:
         raise ConfigError(f"--devices {devices}: only {gpus} CUDA device(s) visible (one process per GPU)")
-    if output.exists() and not output.is_dir():
-        raise DataError(f"{output}: output path exists and is not a directory")
-    prepare_data(cfg.data, data_dir)
+    with RunLock(output, resume=resume is not None, overwrite=overwrite):  # checked here, held by the workers
+        prepare_data(cfg.data, data_dir)
     args = ["train", "--resume", str(resume)] if resume is not None else ["train", "--output", str(output)]
     if config is not None and resume is None:
         args += ["--config", str(config)]
+    if overwrite:
+        args += ["--overwrite"]
     for item in set_ or []:
         args += ["--set", item]
     if data_dir is not None:
@@ -174,16 +187,21 @@ def evaluate_cmd(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Run directory written by `seqrec train`")],
     set_: SetOpt = None,
     data_dir: DataDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only JSON (metrics, CIs, protocol) to stdout")] = False,
 ) -> None:
     """Re-evaluate a saved model on validation and test."""
     try:
-        from seqrec.train.run import evaluate_run
+        from seqrec.api import Recommender
+        from seqrec.train.run import metrics_block
 
-        block = evaluate_run(checkpoint, data_dir=data_dir, overrides=set_)
+        rec = Recommender.load(checkpoint, set_)
+        block = metrics_block(rec.evaluate("valid", data_dir=data_dir), rec.evaluate("test", data_dir=data_dir))
     except SeqrecError as err:
         _fail(err)
+    if as_json:
+        typer.echo(json.dumps(block, indent=2))
+        return
     out.print(metrics_table(f"{checkpoint} — {block['protocol']['ranking']} ranking", block))
-    out.print_json(json.dumps({"valid": block["valid"], "test": block["test"]}))
 
 
 @app.command()
@@ -193,47 +211,56 @@ def recommend(
     users: Annotated[Path | None, typer.Option("--users", help="File with one original user id per line")] = None,
     k: Annotated[int, typer.Option("--k", min=1)] = 10,
     keep_seen: Annotated[bool, typer.Option("--keep-seen", help="Do not filter the history's items")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table (people), csv or json (machines)")] = "table",
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Top-K recommendations (original item ids) for a history or for users of the training dataset."""
+    """Top-K recommendations (original item ids, scores, titles) for a history or for users of the dataset."""
     try:
-        from seqrec.errors import DataError
-        from seqrec.train.run import full_histories, load_run, recommend_histories
+        import polars as pl
 
+        from seqrec.api import Recommender
+        from seqrec.errors import DataError
+
+        if fmt not in ("table", "csv", "json"):
+            raise DataError(f"--format: expected table, csv or json, got {fmt!r}")
         if (history is None) == (users is None):
             raise DataError("give exactly one of --history or --users")
-        cfg, model, item_ids = load_run(checkpoint)
-        index = {v: i for i, v in enumerate(item_ids) if i > 0}
-        if history is not None:
-            names = ["<history>"]
-            raw = [h.strip() for h in history.split(",") if h.strip()]
-            unknown = [h for h in raw if h not in index]
-            if unknown:
-                listed = ", ".join(unknown[:5])
-                raise DataError(f"--history: unknown item id(s) {listed} (not in the model's catalogue)")
-            histories = [[index[h] for h in raw]]
-        else:
-            from seqrec.data import prepare_data
-
-            assert users is not None
+        names: list[str] = []
+        if users is not None:
             if not users.is_file():
                 raise DataError(f"{users}: file not found")
-            names = [line.strip() for line in users.read_text().splitlines() if line.strip()]
+            try:
+                names = [line.strip() for line in users.read_text(encoding="utf-8").splitlines() if line.strip()]
+            except UnicodeDecodeError:
+                raise DataError(f"{users}: not UTF-8 text (expected one user id per line)") from None
             if not names:
                 raise DataError(f"{users}: empty file (expected one user id per line)")
-            known = full_histories(prepare_data(cfg.data, data_dir))
-            missing = [u for u in names if u not in known]
-            if missing:
-                raise DataError(f"{users}: unknown user id(s) {', '.join(missing[:5])}")
-            histories = [known[u] for u in names]
-        if k > len(item_ids) - 1:
-            raise DataError(f"--k: {k} exceeds the catalogue size {len(item_ids) - 1}")
-        recs = recommend_histories(model, histories, k, cfg.data.max_len, filter_seen=not keep_seen)
+        rec = Recommender.load(checkpoint)
+        if history is not None:
+            items = [h.strip() for h in history.split(",") if h.strip()]
+            if not items:
+                raise DataError("--history: expected comma-separated item ids")
+            recs = rec.recommend(histories=[items], k=k, filter_seen=not keep_seen)
+            recs = recs.with_columns(user=pl.lit("<history>"))
+        else:
+            recs = rec.recommend(users=names, k=k, filter_seen=not keep_seen, data_dir=data_dir)
     except SeqrecError as err:
         _fail(err)
-    for name, rec in zip(names, recs, strict=True):
-        ids = [item_ids[i] for i in rec]
-        typer.echo(",".join(ids) if history is not None else f"{name}\t{','.join(ids)}")
+    _print_recommendations(recs, fmt)
+
+
+def _print_recommendations(recs: pl.DataFrame, fmt: str) -> None:
+    if fmt == "json":
+        typer.echo(json.dumps(recs.to_dicts(), ensure_ascii=False))
+    elif fmt == "csv":
+        typer.echo(recs.write_csv(), nl=False)
+    else:
+        table = Table(show_edge=False)
+        for col in recs.columns:
+            table.add_column(col, justify="right" if col in ("rank", "score") else "left", overflow="fold")
+        for row in recs.iter_rows():
+            table.add_row(*(f"{v:.4f}" if isinstance(v, float) else "" if v is None else str(v) for v in row))
+        out.print(table)
 
 
 @app.command()

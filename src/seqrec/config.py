@@ -8,13 +8,32 @@ the ``model`` section, so a model never sees a god object. Every error names the
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from seqrec.errors import ConfigError
+
+METRIC_NAMES = "HR|NDCG|MRR|Recall|Coverage|Surprisal"
+MONITOR = re.compile(rf"(?:{METRIC_NAMES})@[1-9][0-9]*")
+
+
+def check_device(name: str) -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` that exists on this machine (else a ValueError saying why)."""
+    if name in ("auto", "cpu"):
+        return name
+    if not re.fullmatch(r"cuda(:[0-9]+)?", name):
+        raise ValueError("expected auto, cpu, cuda or cuda:N")
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(name.partition(":")[2] or 0)
+    if index >= count:
+        raise ValueError(f"this machine has {count} visible CUDA device(s) (use auto or cpu)")
+    return name
 
 
 class _Section(BaseModel):
@@ -105,15 +124,28 @@ class TrainConfig(_Section):
     profile_steps: int = Field(5, ge=1)  # profiled steps (after 1 wait + 1 warm-up step)
     dry_run: bool = False  # build the model, print params and memory estimate, run one step, stop
     tracker: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"  # experiment tracker (history.csv always)
+    detect_anomaly: bool = False  # autograd anomaly mode: name the op that first produced a NaN (slow; debugging)
 
     @field_validator("precision", mode="before")
     @classmethod
     def _precision_as_text(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v  # --set train.precision=32
 
+    @field_validator("device")
+    @classmethod
+    def _device_exists(cls, v: str) -> str:
+        return check_device(v)
+
+    @field_validator("monitor")
+    @classmethod
+    def _monitor_is_a_metric(cls, v: str) -> str:
+        if not MONITOR.fullmatch(v):
+            raise ValueError(f"expected a validation metric ({METRIC_NAMES})@K such as NDCG@10")
+        return v
+
 
 class EvalConfig(_Section):
-    ks: list[int] = Field(default_factory=lambda: [10])  # cut-offs; 10 is always included
+    ks: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [10], min_length=1)  # cut-offs; 10 added
     filter_seen: bool = True  # remove the user's input items from the ranking
     batch_size: int = Field(512, ge=1)  # users scored per chunk (bounds the users x items block)
     protocol: Literal["full", "sampled"] = "full"  # sampled: rank the target among fixed negatives
@@ -140,7 +172,8 @@ def _format_validation_error(err: ValidationError, prefix: str = "") -> str:
     key = f"{prefix}{loc}" if loc else prefix.rstrip(".")
     if first["type"] == "extra_forbidden":
         return f"unknown config key '{key}'"
-    return f"config key '{key}': {first['msg']} (got {first.get('input')!r})"
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    return f"config key '{key}': {msg} (got {first.get('input')!r})"
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -211,9 +244,16 @@ def build_config(tree: dict | None = None, overrides: list[str] | None = None) -
         raise ConfigError(_format_validation_error(err)) from None
     if 10 not in config.eval.ks:
         config.eval.ks = sorted({*config.eval.ks, 10})
-    # Validate the model section against the chosen model's dataclass now, so errors surface before any work.
+    k = int(config.train.monitor.rpartition("@")[2])
+    if k not in config.eval.ks:
+        raise ConfigError(f"config key 'train.monitor': {config.train.monitor} needs K={k} in eval.ks "
+                          f"(got {config.eval.ks})")
+    # Validate the model and loss sections against their registries now, so errors surface before any work.
+    from seqrec.losses import LOSSES
     from seqrec.models import model_config_from_section
 
+    if config.loss.name not in LOSSES:
+        raise ConfigError(f"config key 'loss.name': unknown loss {config.loss.name!r} (allowed: {', '.join(LOSSES)})")
     model_config_from_section(config.model)
     return config
 

@@ -26,8 +26,9 @@ from seqrec.cli import app
 from seqrec.data import prepare_data
 from seqrec.eval.ranking import evaluate, model_scorer, shard_rows
 from seqrec.models import build_model
-from seqrec.train.loop import Trainer, seed_everything
 from seqrec.train.resume import LAST, PREV
+from seqrec.train.runtime import seed_everything
+from seqrec.train.trainer import Trainer
 
 WORLD = 2
 # Optimizer steps as lists of global micro-batches (window indices): uneven shares (4 + 3 rows), a batch of one
@@ -37,7 +38,7 @@ MODELS = {
     "sasrec": ["model.name=sasrec"],
     "sasrec-untied": ["model.name=sasrec", "model.tie_weights=false"],  # scoring table used only by the loss
     "gru4rec": ["model.name=gru4rec"],
-    "xlstm": ["model.name=xlstm", "model.blocks=2"],
+    "xlstm": ["model.name=xlstm", "model.layers=2"],
     "bert4rec": ["model.name=bert4rec"],  # masks differ per rank: compared across ranks only
 }
 
@@ -53,9 +54,8 @@ def _train_steps(name: str, data_dir: Path) -> tuple[torch.Tensor, list[float]]:
     data = prepare_data(config.data, data_dir)
     model = build_model(config.model, data.num_items, config.data.max_len)
     trainer = Trainer(model, data, config, torch.device("cpu"), Console(quiet=True))
-    gen = torch.Generator().manual_seed(config.train.seed + 1 + 1000 * distributed.rank())
     model.train()
-    losses = [trainer.train_batches([np.array(b) for b in step], gen)[0] for step in STEPS]
+    losses = [trainer.train_batches([np.array(b) for b in step])[0] for step in STEPS]
     return torch.cat([p.detach().flatten() for p in model.parameters()]), losses
 
 
@@ -167,7 +167,7 @@ CLI = [
     "--set", "eval.bootstrap=50", "--set", "data.max_len=20",
 ]
 RUN_FILES = {"config.yaml", "history.csv", "history.jsonl", "items.json", "metrics.json", "model.safetensors",
-             LAST, PREV}
+             "item_titles.json", ".lock", LAST, PREV}
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from train_helpers import tiny_config
 
 from seqrec.data import prepare_data
 from seqrec.models import build_model
-from seqrec.train.loop import Trainer, estimate_memory
 from seqrec.train.precision import CompiledForward, enable_activation_checkpointing
+from seqrec.train.trainer import Trainer, estimate_memory
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,11 +38,11 @@ def _trainer(data, *extra: str, console: Console | None = None) -> Trainer:
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
 def test_mixed_precision_steps_reduce_loss(data, precision):
     tr = _trainer(data, f"train.precision={precision}", "model.dropout=0")
-    gen = torch.Generator().manual_seed(0)
+    tr.gen.manual_seed(0)
     batch = [tr.rows[:32].argsort()]  # fixed 32 windows
-    first, _ = tr.train_batches(batch, gen)
+    first, _ = tr.train_batches(batch)
     for _ in range(10):
-        last, norm = tr.train_batches(batch, gen)
+        last, norm = tr.train_batches(batch)
     assert torch.isfinite(torch.tensor(last)) and last < first
     assert (tr.scaler is not None) == (precision == "16-mixed")
     assert all(p.dtype == torch.float32 for p in tr.model.parameters())  # master weights stay fp32
@@ -52,8 +52,10 @@ def test_bf16_loss_close_to_fp32(data):
     a = _trainer(data, "model.dropout=0")
     b = _trainer(data, "model.dropout=0", "train.precision=bf16-mixed")
     w = a.window(a.rows[:32].argsort())
-    la = float(a.forward_backward(w, torch.Generator().manual_seed(1)))
-    lb = float(b.forward_backward(w, torch.Generator().manual_seed(1)))
+    a.gen.manual_seed(1)
+    b.gen.manual_seed(1)
+    la = float(a.forward_backward(w))
+    lb = float(b.forward_backward(w))
     assert lb == pytest.approx(la, rel=2e-2)
 
 
@@ -92,9 +94,9 @@ def test_activation_checkpointing_matches_reference_gradients(data):
 def test_gradient_accumulation_steps_once_per_group(data):
     tr = _trainer(data, "train.accumulate_grad_batches=3", "train.batch_size=16")
     assert tr.steps_per_epoch == -(-tr.batches_per_epoch // 3)
-    gen = torch.Generator().manual_seed(0)
+    tr.gen.manual_seed(0)
     idx = tr.rows[:48].argsort()
-    loss, _ = tr.train_batches([idx[:16], idx[16:32], idx[32:]], gen)
+    loss, _ = tr.train_batches([idx[:16], idx[16:32], idx[32:]])
     assert tr.scheduler.last_epoch == 1 and loss > 0
     assert all(p.grad is None for p in tr.model.parameters())
 

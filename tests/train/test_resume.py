@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from train_helpers import TINY, tiny_config
+from train_helpers import TINY, tiny_config, train_run
 
 from seqrec.errors import CheckpointError
 from seqrec.train.resume import LAST, PREV, TENSORS, load_checkpoint, resume_config
-from seqrec.train.run import train_run
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -46,8 +45,8 @@ def _same_results(a: Path, b: Path) -> None:
 def test_checkpoint_layout_and_resume_from_epoch_boundary(reference, tmp_path):
     run, data = reference
     assert (run / LAST / TENSORS).is_file() and (run / PREV / TENSORS).is_file()
-    _, meta, _ = load_checkpoint(run)
-    assert meta["epoch"] == 3 and len(meta["history"]) == 3
+    state, _ = load_checkpoint(run)
+    assert state["loop"]["epoch"] == 3 and len(state["loop"]["history"]) == 3
     resumed = tmp_path / "run"
     resumed.mkdir()
     shutil.copytree(run / PREV, resumed / LAST)  # state after epoch 2
@@ -90,21 +89,21 @@ KILLABLE = """
 import sys, time
 from pathlib import Path
 from seqrec.config import build_config
-from seqrec.train import loop
-from seqrec.train.run import train_run
+from seqrec.api import Recommender
+from seqrec.train.trainer import Trainer
 
 out, data, marker = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-original = loop.Trainer.train_batches
+original = Trainer.train_batches
 
-def slow_after_first_checkpoint(self, batches, gen):
+def slow_after_first_checkpoint(self, batches):
     done = self.scheduler.last_epoch  # optimizer steps so far
     if (out / "last").exists() and done > self.steps_per_epoch and done % self.steps_per_epoch:
         marker.write_text(str(done))  # at least one step into epoch 2 or later, not at its boundary
         time.sleep(30)
-    return original(self, batches, gen)
+    return original(self, batches)
 
-loop.Trainer.train_batches = slow_after_first_checkpoint
-train_run(build_config({}, sys.argv[4:]), out, data_dir=data)
+Trainer.train_batches = slow_after_first_checkpoint
+Recommender(build_config({}, sys.argv[4:])).fit(output_dir=out, data_dir=data)
 """
 
 

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from train_helpers import tiny_config
+from train_helpers import tiny_config, train_run
 
 from seqrec.errors import ConfigError
-from seqrec.train.run import train_run
 from seqrec.train.tracking import HistoryWriter, flatten_record, make_tracker
 
 

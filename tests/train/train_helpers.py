@@ -13,3 +13,10 @@ TINY = [
 
 def tiny_config(*extra: str) -> Config:
     return build_config({}, [*TINY, *extra])
+
+
+def train_run(config: Config, output, *, data_dir=None, resume: bool = False, console=None) -> dict:
+    """Train ``config`` into the run directory ``output`` through the public API; returns metrics.json's dict."""
+    from seqrec.api import Recommender
+
+    return Recommender(config).fit(output_dir=output, data_dir=data_dir, resume=resume, console=console).metrics

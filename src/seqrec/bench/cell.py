@@ -1,7 +1,7 @@
 """One benchmark cell, run in its own process: ``python -m seqrec.bench.cell CELL_DIR [--data-dir DIR]``.
 
 Reads ``CELL_DIR/request.json`` (``{"config": <resolved config tree>}``), trains with
-:func:`seqrec.train.run.train_run` into ``CELL_DIR/run/`` and finally writes ``CELL_DIR/cell.json`` (environment
+:meth:`seqrec.Recommender.fit` into ``CELL_DIR/run/`` and finally writes ``CELL_DIR/cell.json`` (environment
 and accelerator utilisation) atomically. The parent treats the cell as finished only when this process exits
 with status 0 and ``cell.json`` exists; anything else (exception, OOM kill, signal) is a failed cell whose
 reason is the last line this process wrote to stderr. On NVIDIA GPUs the utilisation is sampled with NVML
@@ -12,51 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 REQUEST = "request.json"
 RESULT = "cell.json"
 RUN = "run"
-
-
-def git_commit() -> str | None:
-    """The checkout's commit (with ``-dirty`` when files differ), or None outside a git checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def environment_info() -> dict[str, Any]:
-    """Versions, device and commit of this process (the cell's environment)."""
-    import numpy as np
-    import torch
-
-    from seqrec import __version__
-
-    return {
-        "seqrec": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-        "git_commit": git_commit(),
-    }
 
 
 class GpuSampler:
@@ -104,15 +67,17 @@ class GpuSampler:
 
 
 def run_cell(cell_dir: Path, data_dir: str | None) -> None:
+    from seqrec.api import Recommender
     from seqrec.config import build_config
     from seqrec.io import atomic_write_json
-    from seqrec.train.run import train_run
+    from seqrec.train.runtime import environment
 
     request = json.loads((cell_dir / REQUEST).read_text())
     config = build_config(request["config"])
     t0 = time.perf_counter()
     with GpuSampler() as sampler:
-        metrics = train_run(config, cell_dir / RUN, data_dir=data_dir)
+        metrics = Recommender(config).fit(output_dir=cell_dir / RUN, data_dir=data_dir).metrics
+    assert metrics is not None
     history = [json.loads(line) for line in (cell_dir / RUN / "history.jsonl").read_text().splitlines() if line]
     gpu = sampler.mean()
     if gpu is not None:
@@ -121,7 +86,7 @@ def run_cell(cell_dir: Path, data_dir: str | None) -> None:
         cpu = [h["cpu_util_pct"] for h in history if h.get("cpu_util_pct") is not None]
         util, source = (sum(cpu) / len(cpu) if cpu else None), "cpu"
     atomic_write_json(cell_dir / RESULT, {
-        "environment": {**environment_info(), "threads": metrics["environment"].get("threads")},
+        "environment": {**environment(commit=True), "threads": metrics["environment"].get("threads")},
         "utilisation_pct": util,
         "utilisation_source": source,
         "wall_s": time.perf_counter() - t0,

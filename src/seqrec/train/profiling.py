@@ -22,7 +22,8 @@ from seqrec.config import Config
 from seqrec.data.sequences import PreparedData
 from seqrec.io import atomic_write_text
 from seqrec.models.base import SequenceModel
-from seqrec.train.loop import Trainer, estimate_memory, peak_memory_mb
+from seqrec.train.runtime import peak_memory_mb
+from seqrec.train.trainer import Trainer, estimate_memory
 
 
 def _batches(trainer: Trainer, config: Config, n: int) -> list[list[np.ndarray]]:
@@ -51,7 +52,6 @@ def profile_run(
     out_dir = Path(output_dir) / "profile"
     out_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(model, data, config, device, console)
-    gen = torch.Generator(device="cpu").manual_seed(tc.seed + 1)
     total = 2 + tc.profile_steps
     groups = _batches(trainer, config, total)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -64,7 +64,7 @@ def profile_run(
         record_shapes=True,
     ) as prof:
         for group in groups:
-            trainer.train_batches(group, gen)
+            trainer.train_batches(group)
             prof.step()
     tmp = out_dir / ".trace.json.tmp"
     prof.export_chrome_trace(str(tmp))
@@ -97,10 +97,9 @@ def dry_run(
         f"full logits {mem['logits_mb']:.0f})",
         highlight=False,
     )
-    gen = torch.Generator(device="cpu").manual_seed(config.train.seed + 1)
     model.train()
     t0 = time.perf_counter()
-    loss, norm = trainer.train_batches(_batches(trainer, config, 1)[0], gen)
+    loss, norm = trainer.train_batches(_batches(trainer, config, 1)[0])
     step_s = time.perf_counter() - t0
     peak = peak_memory_mb(device)
     console.print(f"dry run: one step {step_s:.2f} s, loss {loss:.4f}, peak memory {peak:.0f} MiB", highlight=False)
