@@ -75,8 +75,16 @@ def _run_case(case: dict) -> dict:
     import torch
 
     torch.set_num_threads(case["threads"])
-    from seqrec.losses import bce_loss, gbce_loss, materialized_cross_entropy, sampled_cross_entropy, sce_loss
-    from seqrec.losses.functional import linear_cross_entropy
+    from seqrec.losses import (
+        LossOptions,
+        NegativeOptions,
+        bce_loss,
+        gbce_loss,
+        linear_cross_entropy,
+        materialized_cross_entropy,
+        sampled_cross_entropy,
+        sce_loss,
+    )
 
     spec = VARIANTS[case["loss"]]
 
@@ -97,22 +105,17 @@ def _run_case(case: dict) -> dict:
             opts = torch.nn.LinearCrossEntropyOptions()
             return torch.nn.functional.linear_cross_entropy(hidden, weight[1:], targets - 1, options=opts)
         if fn == "sampled":
+            negatives = NegativeOptions(k, shared=spec["shared"])
+            options = LossOptions(kernel="torch")
             return sampled_cross_entropy(
-                hidden,
-                weight,
-                targets,
-                num_negatives=k,
-                shared_negatives=spec["shared"],
-                fused=spec["fused"],
-                generator=gen,
-                backend="torch",
+                hidden, weight, targets, negatives, options=options, generator=gen, fused=spec["fused"]
             )
         if fn == "bce":
-            return bce_loss(hidden, weight, targets, num_negatives=1, generator=gen)
+            return bce_loss(hidden, weight, targets, NegativeOptions(1), generator=gen)
         if fn == "gbce":
-            return gbce_loss(hidden, weight, targets, num_negatives=k, generator=gen)
+            return gbce_loss(hidden, weight, targets, NegativeOptions(k), generator=gen)
         if fn == "sce":
-            return sce_loss(hidden, weight, targets, num_negatives=k, generator=gen)
+            return sce_loss(hidden, weight, targets, k, generator=gen)
         raise ValueError(fn)
 
     # Warm-up on a tiny problem of the same loss: loads code paths, MKL/OpenMP buffers, autograd threads, so

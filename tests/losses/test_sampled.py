@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from seqrec.config import LossConfig
 from seqrec.errors import ConfigError
-from seqrec.losses import LOSSES, make_loss
+from seqrec.losses import LOSSES, LossOptions, NegativeOptions, make_loss
 from seqrec.losses.functional import bce_loss, gbce_loss, sampled_cross_entropy, sce_loss
 from seqrec.losses.sampled import gbce_beta, materialized_sampled_loss, sampled_loss
 
@@ -30,17 +30,17 @@ def _inputs(n=33, d=8, v=41, pad=0.3, seed=0):
     return hidden, weight, targets, counts
 
 
-def _vg(fn, hidden, weight, targets, seed=1, **kw):
+def _vg(fn, hidden, weight, targets, *args, seed=1, **kw):
     h = hidden.detach().clone().requires_grad_(True)
     w = weight.detach().clone().requires_grad_(True)
-    loss = fn(h, w, targets, generator=torch.Generator().manual_seed(seed), **kw)
+    loss = fn(h, w, targets, *args, generator=torch.Generator().manual_seed(seed), **kw)
     loss.backward()
     return loss.detach(), h.grad, w.grad
 
 
-def _check(fn, hidden, weight, targets, **kw):
-    out = _vg(fn, hidden, weight, targets, fused=True, **kw)
-    ref = _vg(fn, hidden.double(), weight.double(), targets, fused=False, **kw)
+def _check(fn, hidden, weight, targets, *args, **kw):
+    out = _vg(fn, hidden, weight, targets, *args, fused=True, **kw)
+    ref = _vg(fn, hidden.double(), weight.double(), targets, *args, fused=False, **kw)
     for a, b in zip(out, ref, strict=True):
         assert a.dtype == torch.float32 and b.dtype == torch.float64
         torch.testing.assert_close(a.double(), b, **TOL)
@@ -54,33 +54,26 @@ def _check(fn, hidden, weight, targets, **kw):
 @pytest.mark.parametrize("chunk", [None, 5])
 def test_sampled_ce_fused_matches_reference(sampler, shared, label_smoothing, chunk):
     hidden, weight, targets, counts = _inputs()
-    _check(
-        sampled_cross_entropy,
-        hidden,
-        weight,
-        targets,
-        num_negatives=9,
-        sampler=sampler,
-        shared_negatives=shared,
-        item_counts=counts,
-        label_smoothing=label_smoothing,
-        chunk_size=chunk,
-        logq=None if sampler != "uniform" else True,
-        backend="torch",
-    )
+    logq = None if sampler != "uniform" else True
+    negatives = NegativeOptions(9, sampler=sampler, shared=shared, item_counts=counts, logq=logq)
+    options = LossOptions(chunk_size=chunk, label_smoothing=label_smoothing, kernel="torch")
+    _check(sampled_cross_entropy, hidden, weight, targets, negatives, options=options)
 
 
 @pytest.mark.parametrize("shared", [False, True])
 def test_binary_losses_match_reference(shared):
     hidden, weight, targets, counts = _inputs()
-    _check(bce_loss, hidden, weight, targets, shared_negatives=shared, chunk_size=4)
-    _check(gbce_loss, hidden, weight, targets, num_negatives=6, t=0.5, shared_negatives=shared, chunk_size=7)
+    _check(bce_loss, hidden, weight, targets, NegativeOptions(1, shared=shared), options=LossOptions(chunk_size=4))
+    _check(
+        gbce_loss, hidden, weight, targets, NegativeOptions(6, shared=shared), t=0.5, options=LossOptions(chunk_size=7)
+    )
 
 
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
 def test_sce_matches_reference(label_smoothing):
     hidden, weight, targets, _ = _inputs()
-    _check(sce_loss, hidden, weight, targets, num_negatives=6, num_buckets=3, label_smoothing=label_smoothing)
+    options = LossOptions(label_smoothing=label_smoothing)
+    _check(sce_loss, hidden, weight, targets, 6, num_buckets=3, options=options)
 
 
 def test_reference_formulas_are_the_textbook_ones():
@@ -160,7 +153,7 @@ def test_filter_eps_matches_filtered_reference():
         return neg.int(), None
 
     h, w = hidden.clone().requires_grad_(True), weight.clone().requires_grad_(True)
-    sampled_loss(h, w, targets, draw, filter_eps=eps, chunk_size=6).backward()
+    sampled_loss(h, w, targets, draw, options=LossOptions(filter_eps=eps, chunk_size=6)).backward()
     # reference: gradient of the materialised logits with |softmax - onehot| < eps zeroed
     hd, wd = hidden.double().requires_grad_(True), weight.double().requires_grad_(True)
     z_pos = (hd * wd[targets]).sum(1, keepdim=True)
@@ -179,15 +172,15 @@ def test_filter_eps_matches_filtered_reference():
 @pytest.mark.parametrize("name", ["cce_neg", "gbce", "sce"])
 def test_bf16_autocast_within_same_dtype_error(name):
     hidden, weight, targets, counts = _inputs(n=64, d=16, v=300)
-    kw = dict(num_negatives=16)
+    neg, torch_kernel = NegativeOptions(16), LossOptions(kernel="torch")
     fns = {
         "cce_neg": lambda fused: (
             lambda h, w, t, generator: sampled_cross_entropy(
-                h, w, t, generator=generator, fused=fused, backend="torch", **kw
+                h, w, t, neg, options=torch_kernel, generator=generator, fused=fused
             )
         ),
-        "gbce": lambda fused: lambda h, w, t, generator: gbce_loss(h, w, t, generator=generator, fused=fused, **kw),
-        "sce": lambda fused: lambda h, w, t, generator: sce_loss(h, w, t, generator=generator, fused=fused, **kw),
+        "gbce": lambda fused: lambda h, w, t, generator: gbce_loss(h, w, t, neg, generator=generator, fused=fused),
+        "sce": lambda fused: lambda h, w, t, generator: sce_loss(h, w, t, 16, generator=generator, fused=fused),
     }
     ref = _vg(fns[name](False), hidden.double(), weight.double(), targets)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -210,13 +203,12 @@ def test_bf16_autocast_within_same_dtype_error(name):
 )
 def test_odd_shapes(n, d, v, k, shared, chunk, seed):
     hidden, weight, targets, _ = _inputs(n=n, d=d, v=v, seed=seed)
-    _check(
-        sampled_cross_entropy,
-        hidden,
-        weight,
-        targets,
-        num_negatives=k,
-        shared_negatives=shared,
-        chunk_size=chunk,
-        backend="torch",
-    )
+    options = LossOptions(chunk_size=chunk, kernel="torch")
+    _check(sampled_cross_entropy, hidden, weight, targets, NegativeOptions(k, shared=shared), options=options)
+
+
+def test_triton_kernel_without_triton_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # CPU tensors: the kernels cannot run
+    hidden, weight, targets, _ = _inputs()
+    with pytest.raises(ValueError, match="kernel='triton' needs triton"):
+        sampled_cross_entropy(hidden, weight, targets, NegativeOptions(4), options=LossOptions(kernel="triton"))

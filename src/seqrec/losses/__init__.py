@@ -19,20 +19,21 @@ Registry (:data:`LOSSES`, the ``loss.name`` config key):
 ``sce``             Scalable CE: bucketed hard negatives via random projections (``sce_buckets``), fused
 ==================  ==========================================================================================
 
-The trainer calls ``make_loss(cfg.loss, data.item_popularity)(hidden, weight, targets, generator)``.
+The trainer calls ``make_loss(cfg.loss, data.item_popularity)(hidden, weight, targets, generator)``; every
+registry entry builds a :class:`Loss`. The functional API (:mod:`seqrec.losses.functional`) takes the same
+settings as two option groups, :class:`NegativeOptions` (which negatives) and :class:`LossOptions` (chunking,
+smoothing, filtering, reduction, ``kernel``), see :mod:`seqrec.losses.options`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 from torch import Generator, Tensor
 
-from seqrec.config import LossConfig
 from seqrec.errors import ConfigError
 from seqrec.losses.ce import chunked_cross_entropy, materialized_cross_entropy
 from seqrec.losses.functional import (
@@ -42,13 +43,19 @@ from seqrec.losses.functional import (
     sampled_cross_entropy,
     sce_loss,
 )
+from seqrec.losses.options import LossOptions, NegativeOptions
 from seqrec.losses.sampling import NegativeSampler
+
+if TYPE_CHECKING:  # annotations only: seqrec.config may import this package lazily (loss.name validation)
+    from seqrec.config import LossConfig
 
 __all__ = [
     "DEFAULT_NEGATIVES",
     "LOSSES",
-    "LossFn",
+    "Loss",
+    "LossOptions",
     "LossSpec",
+    "NegativeOptions",
     "NegativeSampler",
     "bce_loss",
     "chunked_cross_entropy",
@@ -61,40 +68,31 @@ __all__ = [
 ]
 
 
-class LossFn(Protocol):
+class Loss(Protocol):
+    """A bound training loss: ``(hidden (N, D), weight (V, D), targets (N,), generator) -> scalar``."""
+
     def __call__(
-        self, hidden: Tensor, weight: Tensor, targets: Tensor, generator: torch.Generator | None = None
+        self, hidden: Tensor, weight: Tensor, targets: Tensor, generator: Generator | None = None
     ) -> Tensor: ...
 
 
 # Negatives per row when ``loss.num_negatives`` is None.
 DEFAULT_NEGATIVES: dict[str, int] = {"ce_neg": 127, "cce_neg": 127, "bce": 1, "gbce": 256, "sce": 256}
 
-Bound = Callable[[Tensor, Tensor, Tensor, Generator | None], Tensor]
-
 
 class _Sampled:
-    """Binds a config to a sampled loss; the sampler is built once, on first use (needs V)."""
+    """Binds a sampled loss to its options; the sampler is built once, on first use (it needs V)."""
 
-    def __init__(self, fn: Callable[..., Tensor], cfg: LossConfig, item_counts: np.ndarray | None, **kw) -> None:
-        self.fn, self.cfg, self.item_counts, self.kw = fn, cfg, item_counts, kw
+    def __init__(self, fn: Callable[..., Tensor], negatives: NegativeOptions, options: LossOptions, **kw) -> None:
+        self.fn, self.negatives, self.options, self.kw = fn, negatives, options, kw
         self.sampler: NegativeSampler | None = None
 
-    def __call__(self, hidden: Tensor, weight: Tensor, targets: Tensor, generator: Generator | None = None):
-        cfg = self.cfg
+    def __call__(self, hidden: Tensor, weight: Tensor, targets: Tensor, generator: Generator | None = None) -> Tensor:
+        neg = self.negatives
         if self.sampler is None or self.sampler.num_items != weight.shape[0]:
-            self.sampler = NegativeSampler(cfg.sampler, weight.shape[0], self.item_counts, cfg.popularity_alpha)
-        return self.fn(
-            hidden,
-            weight,
-            targets,
-            num_negatives=cfg.num_negatives or DEFAULT_NEGATIVES[cfg.name],
-            sampler=self.sampler,
-            shared_negatives=shared_default(cfg),
-            generator=generator,
-            chunk_size=cfg.chunk_size,
-            **self.kw,
-        )
+            self.sampler = NegativeSampler(neg.sampler, weight.shape[0], neg.item_counts, neg.popularity_alpha)
+        neg = replace(neg, sampler=self.sampler)
+        return self.fn(hidden, weight, targets, neg, options=self.options, generator=generator, **self.kw)
 
 
 def shared_default(cfg: LossConfig) -> bool:
@@ -104,7 +102,25 @@ def shared_default(cfg: LossConfig) -> bool:
     return cfg.name not in ("bce", "gbce")
 
 
-def _ce(cfg: LossConfig, item_counts: np.ndarray | None) -> Bound:
+def _negatives(cfg: LossConfig, item_counts: np.ndarray | None) -> NegativeOptions:
+    return NegativeOptions(
+        num_negatives=cfg.num_negatives or DEFAULT_NEGATIVES[cfg.name],
+        sampler=cfg.sampler,
+        shared=shared_default(cfg),
+        item_counts=item_counts,
+        popularity_alpha=cfg.popularity_alpha,
+        logq=cfg.logq,  # the binary losses never correct
+    )
+
+
+def _options(cfg: LossConfig, kernel: str = "auto") -> LossOptions:
+    """``filter_eps`` and ``kernel`` only act on the fused softmax losses (the binary ones ignore them)."""
+    return LossOptions(
+        chunk_size=cfg.chunk_size, label_smoothing=cfg.label_smoothing, filter_eps=cfg.filter_eps, kernel=kernel
+    )
+
+
+def _ce(cfg: LossConfig, item_counts: np.ndarray | None) -> Loss:
     def loss(hidden: Tensor, weight: Tensor, targets: Tensor, generator: Generator | None = None) -> Tensor:
         return chunked_cross_entropy(
             hidden,
@@ -118,52 +134,39 @@ def _ce(cfg: LossConfig, item_counts: np.ndarray | None) -> Bound:
     return loss
 
 
-def _ce_materialized(cfg: LossConfig, item_counts: np.ndarray | None) -> Bound:
+def _ce_materialized(cfg: LossConfig, item_counts: np.ndarray | None) -> Loss:
     def loss(hidden: Tensor, weight: Tensor, targets: Tensor, generator: Generator | None = None) -> Tensor:
         return materialized_cross_entropy(hidden, weight, targets, label_smoothing=cfg.label_smoothing)
 
     return loss
 
 
-def _ce_neg(fused: bool) -> Callable[[LossConfig, np.ndarray | None], Bound]:
-    def build(cfg: LossConfig, item_counts: np.ndarray | None) -> Bound:
-        extra = {"filter_eps": cfg.filter_eps} if fused else {}
-        return _Sampled(
-            sampled_cross_entropy,
-            cfg,
-            item_counts,
-            fused=fused,
-            logq=cfg.logq,
-            label_smoothing=cfg.label_smoothing,
-            backend=cfg.kernel,
-            **extra,
-        )
+def _ce_neg(fused: bool) -> Callable[[LossConfig, np.ndarray | None], Loss]:
+    def build(cfg: LossConfig, item_counts: np.ndarray | None) -> Loss:
+        options = _options(cfg, kernel=cfg.kernel)  # the reference (fused=False) ignores chunk/filter/kernel
+        return _Sampled(sampled_cross_entropy, _negatives(cfg, item_counts), options, fused=fused)
 
     return build
 
 
-def _bce(cfg: LossConfig, item_counts: np.ndarray | None) -> Bound:
+def _bce(cfg: LossConfig, item_counts: np.ndarray | None) -> Loss:
     _no_smoothing(cfg)
-    return _Sampled(bce_loss, cfg, item_counts)
+    return _Sampled(bce_loss, _negatives(cfg, item_counts), _options(cfg))
 
 
-def _gbce(cfg: LossConfig, item_counts: np.ndarray | None) -> Bound:
+def _gbce(cfg: LossConfig, item_counts: np.ndarray | None) -> Loss:
     _no_smoothing(cfg)
-    return _Sampled(gbce_loss, cfg, item_counts, t=cfg.gbce_t)
+    return _Sampled(gbce_loss, _negatives(cfg, item_counts), _options(cfg), t=cfg.gbce_t)
 
 
-def _sce(cfg: LossConfig, item_counts: np.ndarray | None) -> Bound:
+def _sce(cfg: LossConfig, item_counts: np.ndarray | None) -> Loss:
+    # loss.kernel is documented for cce_neg; SCE keeps the "auto" choice it always had
+    options = _options(cfg)
+    num_negatives = cfg.num_negatives or DEFAULT_NEGATIVES["sce"]
+
     def loss(hidden: Tensor, weight: Tensor, targets: Tensor, generator: Generator | None = None) -> Tensor:
         return sce_loss(
-            hidden,
-            weight,
-            targets,
-            num_negatives=cfg.num_negatives or DEFAULT_NEGATIVES["sce"],
-            num_buckets=cfg.sce_buckets,
-            generator=generator,
-            chunk_size=cfg.chunk_size,
-            label_smoothing=cfg.label_smoothing,
-            filter_eps=cfg.filter_eps,
+            hidden, weight, targets, num_negatives, num_buckets=cfg.sce_buckets, options=options, generator=generator
         )
 
     return loss
@@ -176,7 +179,7 @@ def _no_smoothing(cfg: LossConfig) -> None:
 
 @dataclass(frozen=True)
 class LossSpec:
-    build: Callable[[LossConfig, np.ndarray | None], Bound]  # config (+ item counts) -> bound loss
+    build: Callable[[LossConfig, np.ndarray | None], Loss]  # config (+ item counts) -> bound loss
     doc: str  # one line for docs and error messages
 
 
@@ -191,7 +194,7 @@ LOSSES: dict[str, LossSpec] = {
 }
 
 
-def make_loss(config: LossConfig, item_counts: np.ndarray | None = None) -> LossFn:
+def make_loss(config: LossConfig, item_counts: np.ndarray | None = None) -> Loss:
     """Bind a :class:`LossConfig` (and the ``(V,)`` training item counts, for popularity sampling)."""
     if config.name not in LOSSES:
         allowed = ", ".join(LOSSES)

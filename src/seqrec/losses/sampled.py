@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seqrec.losses.ce import check_inputs, compute_dtype, reduce_rows
+from seqrec.losses.options import LossOptions
 
 # Elements of one (rows, K, D) gathered block: 2 MiB fp32 stays in CPU cache (measured 2x faster than 8 MiB).
 _CPU_GATHER_ELEMS = 2**19
@@ -238,18 +239,16 @@ class FusedSampledLoss(torch.autograd.Function):
         return grad_h, grad_w, None, None, None, None, None, None, None, None, None
 
 
-def _want_triton(backend: str, device: torch.device) -> bool:
+def _want_triton(kernel: str, device: torch.device) -> bool:
     from seqrec.losses.kernels import available as triton_available
 
-    if backend == "torch":
+    if kernel == "torch":
         return False
-    if backend == "triton":
+    if kernel == "triton":
         if not triton_available(device):
-            raise ValueError(f"backend='triton' needs triton and a CUDA device (or TRITON_INTERPRET=1), got {device}")
+            raise ValueError(f"kernel='triton' needs triton and a CUDA device (or TRITON_INTERPRET=1), got {device}")
         return True
-    if backend != "auto":
-        raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {backend!r}")
-    return device.type == "cuda" and triton_available(device)
+    return device.type == "cuda" and triton_available(device)  # "auto" (LossOptions checked the name)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -262,21 +261,17 @@ def sampled_loss(
     targets: Tensor,  # (N,) int64, 0 = padding
     negatives_fn,  # (valid targets (M,), valid hidden (M, D)) -> (ids, log_q | None)
     *,
-    mode: str = "softmax",
-    beta: float = 1.0,
-    fused: bool = True,
-    label_smoothing: float = 0.0,
-    filter_eps: float | None = None,
-    chunk_size: int | None = None,  # rows per chunk of the fused form (None: automatic)
-    ignore_index: int = 0,
-    reduction: str = "mean",
-    backend: str = "auto",  # fused softmax mode: "torch", "triton", or "auto" (Triton for CUDA tensors)
+    mode: str = "softmax",  # or "binary" (bce, gbce)
+    beta: float = 1.0,  # binary mode: weight of the positive term
+    fused: bool = True,  # False: the materialised reference
+    options: LossOptions = LossOptions(),  # chunk_size = rows per chunk of the fused form
 ) -> Tensor:
     """Compact padding rows out, draw negatives for the valid rows, apply the fused or the reference loss."""
     check_inputs(hidden, weight, targets)
+    label_smoothing, filter_eps, reduction = options.label_smoothing, options.filter_eps, options.reduction
     if mode == "binary" and label_smoothing > 0:
         raise ValueError("label smoothing is not defined for the binary losses (bce, gbce)")
-    valid = targets != ignore_index
+    valid = targets != options.ignore_index
     idx = valid.nonzero().squeeze(1)  # (M,)
     n_valid = int(idx.numel())
     all_valid = n_valid == targets.shape[0]
@@ -288,13 +283,13 @@ def sampled_loss(
         return row.expand(targets.shape[0]).clone() if reduction == "none" else row
     neg, log_q = negatives_fn(t, h)
     dtype = compute_dtype(hidden.device, hidden, weight)
-    if fused and mode == "softmax" and _want_triton(backend, hidden.device):
+    if fused and mode == "softmax" and _want_triton(options.kernel, hidden.device):
         from seqrec.losses.kernels.cce_neg import triton_sampled_ce
 
         with torch.autocast(hidden.device.type, enabled=False):
             row_loss = triton_sampled_ce(h.to(dtype), weight.to(dtype), t, neg, log_q, label_smoothing, filter_eps)
     elif fused:
-        rows = chunk_size or auto_row_chunk(n_valid, neg.shape[-1], h.shape[1], neg.dim() == 1, h.device)
+        rows = options.chunk_size or auto_row_chunk(n_valid, neg.shape[-1], h.shape[1], neg.dim() == 1, h.device)
         with torch.autocast(hidden.device.type, enabled=False):
             row_loss = FusedSampledLoss.apply(
                 h,

@@ -1,7 +1,7 @@
 """Optional Triton kernels (extra ``triton``). Import lazily: ``available()`` says whether they can run.
 
 On CPU tensors the kernels only run under ``TRITON_INTERPRET=1`` (used by the tests); the loss functions pick
-them automatically only for CUDA tensors.
+them automatically (``kernel="auto"``) only for CUDA tensors.
 """
 
 from __future__ import annotations
