@@ -13,7 +13,7 @@ either).
 
 :class:`ChunkedLinearCE` follows Cut Cross-Entropy (Wijmans et al. 2024, "Cut Your Losses in Large-
 Vocabulary Language Models") as adopted for recommenders by CCE/CCE⁻ (Mezentsev et al. 2025, "Memory-
-efficient training of sequential recommenders", see ``shared/seeds/memory-efficient-losses-paper.txt``): the
+efficient training of sequential recommenders"): the
 forward pass streams over catalogue chunks keeping an online log-sum-exp in fp32 and stores only the
 ``(M,)`` LSE; the backward pass recomputes each chunk's logits, forms ``softmax - onehot`` in fp32 and
 accumulates both gradients. Label smoothing needs nothing extra: ``sum_j z_ij = hidden_i . sum_j w_j``.

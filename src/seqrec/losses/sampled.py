@@ -17,7 +17,7 @@ Two implementations with one contract:
 
 * :func:`materialized_sampled_loss` — reference: gathers ``(M, K, D)`` negative embeddings, autograd does
   the rest ("materialised CE⁻").
-* :class:`FusedSampledLoss` — CCE⁻ (Mezentsev et al. 2025, shared/seeds/memory-efficient-losses-paper.txt,
+* :class:`FusedSampledLoss` — CCE⁻ (Mezentsev et al. 2025, "Faster and Memory-Efficient Training ...",
   Algorithms 1-2): rows are processed in chunks; a chunk gathers at most ``rows x K x D`` embeddings, the
   forward stores only the fp32 LSE per row (plus the unmasked-candidate count when label smoothing is on), and
   the backward recomputes the chunk's logits. With shared negatives a chunk is a plain ``(rows, D) x (D, K)``

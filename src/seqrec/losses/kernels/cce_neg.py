@@ -1,6 +1,7 @@
 """Triton forward/backward for the negatives part of CCE⁻ (sampled softmax CE without gathered tensors).
 
-Follows Algorithms 1-2 of Mezentsev et al. 2025 (seeds/memory-efficient-losses-paper.txt): a program owns
+Follows Algorithms 1-2 of Mezentsev et al. 2025 ("Faster and Memory-Efficient Training of Sequential
+Recommendation Models for Large Catalogs"): a program owns
 ``BLOCK_M`` rows, streams their ``K`` negative ids in ``BLOCK_K`` tiles, loads the referenced item embeddings
 straight from the weight matrix (nothing is gathered in global memory), and keeps an online log-sum-exp in
 fp32 that starts from the positive logit. The backward recomputes the tile logits, forms
