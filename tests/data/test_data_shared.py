@@ -9,7 +9,8 @@ import numpy as np
 from seqrec.config import DataConfig
 from seqrec.data import prepare_data
 from seqrec.data.preprocess import preprocess
-from seqrec.data.sources import read_atomic, read_sasrec_text
+from seqrec.data.readers.atomic import read_atomic
+from seqrec.data.readers.sasrec_text import read_sasrec_text
 
 
 def no_filter(name: str, **kw) -> DataConfig:

@@ -8,17 +8,14 @@ import polars as pl
 import pytest
 
 from seqrec.config import DataConfig
-from seqrec.data import sources
-from seqrec.data.sources import (
-    read_amazon,
-    read_atomic,
-    read_delimited,
-    read_file,
-    read_ml100k,
-    read_ml_csv,
-    read_ml_dat,
-    read_sasrec_text,
-)
+from seqrec.data.datasets import DATASETS
+from seqrec.data.files import read_file
+from seqrec.data.readers.amazon import read_amazon, read_amazon_reviews
+from seqrec.data.readers.atomic import read_atomic
+from seqrec.data.readers.delimited import read_delimited
+from seqrec.data.readers.movielens import fast_ratings, ml100k_slow, ml_dat_slow, read_ml100k, read_ml_csv, read_ml_dat
+from seqrec.data.readers.sasrec_text import read_sasrec_text
+from seqrec.data.readers.steam import read_steam
 from seqrec.errors import DataError
 
 
@@ -213,7 +210,7 @@ def test_amazon_bad_lines(tmp_path, line, expect):
     first = json.dumps({"reviewerID": "U", "asin": "A", "unixReviewTime": 1})
     p = write(tmp_path / "r.json", first + "\n" + line + "\n")
     with pytest.raises(DataError) as err:
-        sources.read_amazon_reviews(p)
+        read_amazon_reviews(p)
     assert expect in one_line(err)
 
 
@@ -231,12 +228,13 @@ def test_dataset_registry_has_required_names():
         f"amazon-{c}" for c in ("Arts_Crafts_and_Sewing", "Industrial_and_Scientific", "Musical_Instruments",
                                 "Office_Products", "Pet_Supplies", "Video_Games", "Magazine_Subscriptions")
     }  # fmt: skip
-    assert required <= set(sources.DATASETS)
-    for name, recipe in sources.DATASETS.items():
+    assert required <= set(DATASETS)
+    no_download = {"synthetic", "amazon-scientific-2018", "amazon-office-2014"}  # not distributed in this layout
+    for name, recipe in DATASETS.items():
         assert recipe.name == name
-        if name != "synthetic":
+        if name not in no_download:
             assert recipe.downloads and all(u.startswith("http") for d in recipe.downloads for u in d.urls)
-            assert all(layout.reader in sources.READERS for layout in recipe.layouts)
+        assert all(callable(layout.reader) and layout.name.startswith("read_") for layout in recipe.layouts)
 
 
 def test_fast_typed_ratings_match_the_diagnosing_reader(tmp_path):
@@ -244,18 +242,18 @@ def test_fast_typed_ratings_match_the_diagnosing_reader(tmp_path):
         f"{u}\t{i}\t{(u * i) % 5 + 1}\t{880000000 + u * 31 + i}\n" for u in range(1, 30) for i in (3, 1, 7)
     )
     p = write(tmp_path / "u.data", rows)
-    fast = sources._fast_ratings(p, sep="\t", has_header=False, width=4, cols=(0, 1, 2, 3))
-    slow = sources._ml100k_slow(p)
+    fast = fast_ratings(p, sep="\t", has_header=False, width=4, cols=(0, 1, 2, 3))
+    slow = ml100k_slow(p)
     assert fast is not None and fast["user"].dtype == pl.Int64
     cast = fast.with_columns(pl.col("user", "item").cast(pl.String), pl.col("timestamp").cast(pl.Float64))
     assert cast.equals(slow.select(cast.columns))
     dat = write(tmp_path / "ratings.dat", rows.replace("\t", "::"))
-    fast_dat = sources._fast_ratings(dat, sep=":", has_header=False, width=7, cols=(0, 2, 4, 6))
+    fast_dat = fast_ratings(dat, sep=":", has_header=False, width=7, cols=(0, 2, 4, 6))
     assert fast_dat.equals(fast)
-    assert sources._ml_dat_slow(dat).select(cast.columns).equals(cast)
+    assert ml_dat_slow(dat).select(cast.columns).equals(cast)
     # malformed input: the fast path declines and the slow path names the line
     bad = write(tmp_path / "bad.data", rows + "5\t6\n")
-    assert sources._fast_ratings(bad, sep="\t", has_header=False, width=4, cols=(0, 1, 2, 3)) is None
+    assert fast_ratings(bad, sep="\t", has_header=False, width=4, cols=(0, 1, 2, 3)) is None
     with pytest.raises(DataError, match="line 88"):
         read_ml100k(bad)
 
@@ -268,6 +266,6 @@ def test_steam_python_literal_reviews_and_games(tmp_path):
     games = [{"id": "620", "app_name": "Portal 2", "genres": ["Action", "Adventure"], "developer": "Valve"}]
     rp = _gz_lines(tmp_path / "steam_reviews.json.gz", [str(r) for r in reviews])
     gp = _gz_lines(tmp_path / "steam_games.json.gz", [str(g) for g in games])
-    inter, feats = sources.read_steam(rp, gp)
+    inter, feats = read_steam(rp, gp)
     assert inter["user"].to_list() == ["ann", "bob"] and inter["timestamp"].to_list() == [16072, 16070]
     assert feats.to_dicts()[0]["title"] == "Portal 2" and feats.to_dicts()[0]["genres"] == "Action Adventure"
