@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from seqrec.config import DataConfig
+from seqrec.data import prepare_data
 from seqrec.data.datasets import DATASETS
 from seqrec.data.files import read_file
 from seqrec.data.readers.amazon import read_amazon, read_amazon_reviews
@@ -269,3 +270,42 @@ def test_steam_python_literal_reviews_and_games(tmp_path):
     inter, feats = read_steam(rp, gp)
     assert inter["user"].to_list() == ["ann", "bob"] and inter["timestamp"].to_list() == [16072, 16070]
     assert feats.to_dicts()[0]["title"] == "Portal 2" and feats.to_dicts()[0]["genres"] == "Action Adventure"
+
+
+def test_ml10m_official_layout_with_half_star_ratings(tmp_path):
+    """ML-10M as extracted from ml-10m.zip: ml-10M100K/ratings.dat (``::``, half stars) + movies.dat (UTF-8)."""
+    folder = tmp_path / "ml-10M100K"
+    folder.mkdir()
+    movies = (122, 185, 231, 292, 316, 329)
+    rows = [f"{u}::{i}::{((u + i) % 10 + 1) / 2}::{838985046 + 97 * u + i}" for u in range(1, 9) for i in movies]
+    write(folder / "ratings.dat", "\n".join(rows) + "\n")
+    titles = ["Boomerang (1992)::Comedy|Romance", "Net, The (1995)::Action|Crime", "Dumb & Dumber (1994)::Comedy",
+              "Outbreak (1995)::Action|Drama", "Stargate (1994)::Action|Sci-Fi",
+              "Star Trek: Generations (1994)::Sci-Fi"]  # fmt: skip
+    text = "".join(f"{i}::{t}\n" for i, t in zip(movies, titles, strict=True))
+    (folder / "movies.dat").write_text(text, encoding="utf-8")
+    inter, feats = read_ml_dat(folder / "ratings.dat", folder / "movies.dat")
+    assert inter.height == 48 and sorted(set(inter["rating"].to_list()))[:2] == [0.5, 1.0]
+    assert feats["title"].to_list()[-1] == "Star Trek: Generations"
+    d = prepare_data(DataConfig(name="ml-10m", rating_threshold=3.0, min_user_interactions=0,
+                                min_item_interactions=0), tmp_path)  # fmt: skip
+    assert d.stats["raw_interactions"] == 48 and d.stats["interactions"] == int((inter["rating"] >= 3.0).sum())
+    assert d.item_features["title"].to_list()[0] == "Boomerang"
+
+
+def test_ml10m_ratings_dat_bad_rating_names_line(tmp_path):
+    p = write(tmp_path / "ratings.dat", "1::122::5::838985046\n1::185::nan::838983525\n")
+    with pytest.raises(DataError) as err:
+        read_ml_dat(p)
+    assert "line 2" in one_line(err) and "finite" in str(err.value)
+
+
+def test_steam_named_dataset(tmp_path):
+    folder = tmp_path / "steam"
+    folder.mkdir()
+    reviews = [{"username": f"u{u}", "product_id": str(600 + i), "date": f"2014-01-{i + 1:02d}"}
+               for u in range(3) for i in range(4)]  # fmt: skip
+    _gz_lines(folder / "steam_reviews.json.gz", [str(r) for r in reviews])
+    d = prepare_data(DataConfig(name="steam", download=False, min_user_interactions=0, min_item_interactions=0),
+                     tmp_path)  # fmt: skip
+    assert (d.num_users, d.num_items) == (3, 4) and d.stats["timestamps"] is True
