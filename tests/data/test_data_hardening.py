@@ -226,3 +226,48 @@ def test_file_and_synthetic_keep_five_core(tmp_path):
     p.write_text(csv_text(extra="u9,i1,1\n"))  # user u9 has one interaction
     d = prepare_data(DataConfig(name="file", path=str(p)), tmp_path)
     assert "u9" not in set(d.user_ids) and d.stats["kcore"]["min_user"] == 5
+
+
+# ------------------------------------------------------------------------------------------------- more cases
+
+DEEP = b"[" * 50_000 + b"]" * 50_000
+
+
+BAD_INPUTS = [
+        ("dup.csv", b"user_id,user_id,item_id,timestamp\n1,1,2,3\n", "duplicate column name 'user_id'"),
+        ("dup.inter", b"user_id:token\tuser_id:token\n1\t2\n", "duplicate column name 'user_id'"),
+        ("latin1.csv", b"user_id,item_id,timestamp\n1,caf\xe9,3\n1,caf\xe8,4\n", "line 2: not valid utf-8"),
+        ("latin1.inter", b"user_id:token\titem_id:token\ttimestamp:float\n1\tcaf\xe9\t3\n", "line 2: not valid utf-8"),
+        ("latin1.txt", b"1 2\n\xe9 3\n", "line 2: not valid utf-8"),
+        ("latin1_5.json", b'{"reviewerID": "a", "asin": "\xe9", "unixReviewTime": 1}\n', "line 1: not valid utf-8"),
+        ("deep_5.json", DEEP + b"\n", "line 1: not a valid JSON object"),
+        ("deep.inter.json", DEEP, "not valid JSON"),
+        ("list_5.json", b'{"reviewerID": ["a"], "asin": "b", "unixReviewTime": 1}\n', "reviewerID"),
+        ("nan_5.json", b'{"reviewerID": "a", "asin": "b", "unixReviewTime": NaN}\n', "unixReviewTime"),
+        ("inf_5.json", b'{"reviewerID": "a", "asin": "b", "unixReviewTime": Infinity}\n', "unixReviewTime"),
+        ("bad.parquet", b"PAR1 not parquet PAR1", "not a readable Parquet file"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "data", "expect"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_more_bad_inputs_are_one_line_errors(tmp_path, name, data, expect):
+    p = tmp_path / name
+    p.write_bytes(data)
+    msg = prepare_error(file_cfg(p), tmp_path)
+    assert str(p) in msg and expect in msg, msg
+
+
+def test_parquet_column_types(tmp_path):
+    import datetime
+
+    import polars as pl
+
+    p = tmp_path / "x.parquet"
+    pl.DataFrame({"user_id": [[1], [2]], "item_id": ["a", "b"], "timestamp": [1, 2]}).write_parquet(p)
+    assert "must hold user ids" in prepare_error(file_cfg(p), tmp_path)
+    pl.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": [True, False]}).write_parquet(p)
+    assert "must hold numbers" in prepare_error(file_cfg(p), tmp_path)
+    stamps = [datetime.datetime(2020, 1, 2, 0, 0, 1), datetime.datetime(2020, 1, 2), datetime.datetime(2020, 1, 3)]
+    pl.DataFrame({"user_id": ["u"] * 3, "item_id": ["a", "b", "c"], "timestamp": stamps}).write_parquet(p)
+    d = prepare_data(file_cfg(p), tmp_path)  # datetimes order the sequence: b (00:00:00), a (00:00:01), c
+    assert [d.item_ids[i] for i in d.test.inputs[0]] == ["b", "a"] and d.item_ids[d.test.targets[0]] == "c"

@@ -20,14 +20,27 @@ from seqrec.data.readers.common import (
 from seqrec.errors import DataError
 
 
+def _header(path: Path, sep: str, quoted: bool) -> list[str]:
+    header = first_line(path)
+    try:
+        return next(csv.reader([header], delimiter=sep)) if quoted else header.split(sep)
+    except (csv.Error, StopIteration):
+        raise DataError(f"{path}: line 1: malformed header") from None
+
+
+def _check_header(path: Path, sep: str, quoted: bool) -> None:
+    """Duplicate names are refused (polars would rename the second one and the first would win silently)."""
+    seen: set[str] = set()
+    for i, name in enumerate(_header(path, sep, quoted)):
+        if name in seen:
+            raise DataError(f"{path}: line 1, column {i + 1}: duplicate column name {name!r}")
+        seen.add(name)
+
+
 def _malformed(path: Path, sep: str, quoted: bool) -> DataError:
     """The DataError for a file polars could not parse: a bad byte, else the first row of the wrong width."""
     scan_for_encoding_errors(path)
-    header = first_line(path)
-    try:
-        n_fields = len(next(csv.reader([header], delimiter=sep))) if quoted else len(header.split(sep))
-    except (csv.Error, StopIteration):
-        return DataError(f"{path}: line 1: malformed header")
+    n_fields = len(_header(path, sep, quoted))
     return DataError(f"{path}: malformed row, {first_bad_line(path, sep, n_fields, quoted)}")
 
 
@@ -44,12 +57,11 @@ def read_delimited(
     """CSV/TSV with a header row; columns chosen by name (``time_col=None``: file order is the chronology)."""
     check_nonempty(path)
     source = polars_source(path)
+    _check_header(path, sep, quoted)
     try:
         raw = pl.read_csv(source, separator=sep, infer_schema=False, quote_char='"' if quoted else None)
     except pl.exceptions.NoDataError:
         raise DataError(f"{path}: file is empty") from None
-    except pl.exceptions.DuplicateError as err:
-        raise DataError(f"{path}: line 1: duplicate column name in the header ({err})".split("\n")[0]) from None
     except POLARS_ERRORS:
         raise _malformed(path, sep, quoted) from None
     if raw.height == 0:
