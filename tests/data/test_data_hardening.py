@@ -118,8 +118,12 @@ def _reviews_gz() -> bytes:
         ("events.csv.gz", lambda: gzip.compress(csv_text().encode())[:40]),
         ("events.csv.gz", lambda: csv_text().encode()),  # a plain CSV named .gz
         ("v.txt.gz", lambda: gzip.compress(b"1 2\n1 3\n" * 50)[:30]),
+        # gzip magic under a plain name: polars decompresses by magic bytes, so these are gzip too (fuzzer find)
+        ("v.txt", lambda: b"\x1f\x8b1\n1 1\n1 1\n"),
+        ("events.csv", lambda: gzip.compress(csv_text().encode())[:40]),
     ],
-    ids=["json-half", "json-no-trailer", "json-not-gzip", "csv-truncated", "csv-not-gzip", "txt-truncated"],
+    ids=["json-half", "json-no-trailer", "json-not-gzip", "csv-truncated", "csv-not-gzip", "txt-truncated",
+         "txt-magic", "csv-magic-truncated"],
 )
 def test_bad_gzip_is_one_line_error_naming_the_file(tmp_path, name, payload):
     p = tmp_path / name
@@ -152,8 +156,9 @@ def test_truncated_steam_reviews_names_the_file(tmp_path):
     assert str(folder / "steam_reviews.json.gz") in msg and "truncated or not gzip" in msg
 
 
-def test_plain_csv_gz_still_reads(tmp_path):
-    p = tmp_path / "events.csv.gz"
+@pytest.mark.parametrize("name", ["events.csv.gz", "events.csv"])
+def test_gzip_csv_reads(tmp_path, name):
+    p = tmp_path / name
     p.write_bytes(gzip.compress(csv_text().encode()))
     d = prepare_data(file_cfg(p), tmp_path)
     assert d.num_users == 8 and d.stats["interactions"] == len(ROWS)
@@ -246,6 +251,11 @@ BAD_INPUTS = [
         ("nan_5.json", b'{"reviewerID": "a", "asin": "b", "unixReviewTime": NaN}\n', "unixReviewTime"),
         ("inf_5.json", b'{"reviewerID": "a", "asin": "b", "unixReviewTime": Infinity}\n', "unixReviewTime"),
         ("bad.parquet", b"PAR1 not parquet PAR1", "not a readable Parquet file"),
+        # numpy str arrays drop trailing NULs: "a\x00" and "a" would become one item (found by the fuzzer)
+        ("nul.inter", b"user_id:token\titem_id:token\ttimestamp:float\n1\ta\x00\t0\n1\ta\t1\n", "NUL character"),
+        ("nul.tsv", b"user_id\titem_id\ttimestamp\nu\x00\t1\t0\n", "line 2: user id"),
+        ("nul_5.json", b'{"reviewerID": "a", "asin": "b\\u0000", "unixReviewTime": 1}\n', "NUL character"),
+        ("nul.inter.json", b'{"u": ["a\\u0000"]}', "NUL character"),
 ]  # fmt: skip
 
 

@@ -37,7 +37,7 @@ FAST, LONG = 40, 500
 
 IDS = st.one_of(
     st.sampled_from(["1", "2", "3", "007", "7", "-3", "0", str(2**63), str(2**64), "a", "b", "é", "x y", '"q"',
-                     "", " ", "1.5", "nan", "9" * 25]),
+                     "", " ", "1.5", "nan", "9" * 25, "a\x00", "\x00"]),
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=4),
 )  # fmt: skip
 TIMES = st.one_of(

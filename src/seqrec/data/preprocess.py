@@ -70,11 +70,15 @@ def _sorted_ids(values: pl.Series) -> pl.Series:
 
 
 def _check_timestamps(df: pl.DataFrame, source: str) -> None:
-    """Defensive (readers already refuse these): finite numeric timestamps and non-null ids."""
+    """Defensive (readers already refuse these): finite numeric timestamps, non-null ids without NUL characters
+    (numpy str arrays drop trailing NULs, which would merge "a\\x00" into "a")."""
     for col in ("user", "item"):
         if df[col].null_count():
             row = int(df[col].is_null().arg_true()[0])
             raise DataError(f"{source}: interaction {row + 1}: missing {col} id")
+        if df[col].dtype == pl.String and bool(df[col].str.contains("\x00", literal=True).any()):
+            row = int(df[col].str.contains("\x00", literal=True).arg_true()[0])
+            raise DataError(f"{source}: interaction {row + 1}: {col} id contains a NUL character")
     ts = df["timestamp"]
     if not ts.dtype.is_numeric():
         raise DataError(f"{source}: timestamps must be numbers, got type {ts.dtype}")

@@ -13,6 +13,8 @@ from pathlib import Path
 import polars as pl
 
 from seqrec.data.readers.common import (
+    NUL,
+    NUL_MESSAGE,
     Frames,
     check_int64,
     check_nonempty,
@@ -54,7 +56,10 @@ def scalar_id(path: Path, line_no: int, obj: dict, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         raise DataError(f"{path}: line {line_no}: field {field!r} must be a non-empty string or integer id, "
                         f"got {value!r}"[:300])  # fmt: skip
-    return str(value)
+    text = str(value)
+    if NUL in text:
+        raise DataError(f"{path}: line {line_no}: field {field!r} {NUL_MESSAGE}")
+    return text
 
 
 def _unix_time(path: Path, line_no: int, value: object) -> int:

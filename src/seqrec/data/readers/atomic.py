@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from seqrec.data.readers.common import (
-    POLARS_ERRORS,
+    PARSE_ERRORS,
     Frames,
     check_nonempty,
     finish,
@@ -43,7 +43,7 @@ def read_atomic_table(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
         raw = pl.read_csv(
             path, separator="\t", infer_schema=False, quote_char=None, new_columns=names, has_header=True
         )
-    except POLARS_ERRORS:
+    except PARSE_ERRORS:
         scan_for_encoding_errors(path)
         raise DataError(f"{path}: malformed row, {first_bad_line(path, chr(9), len(names), False)}") from None
     if raw.height == 0:

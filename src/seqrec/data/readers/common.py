@@ -30,8 +30,14 @@ Frames = tuple[pl.DataFrame, pl.DataFrame | None]
 Reader = Callable[[Path, Path | None], Frames]  # (main file, optional side file) -> Frames
 
 INT64_MAX = 2**63 - 1
+NUL = "\x00"
+# numpy's fixed-width str arrays (item_ids / user_ids) drop trailing NULs, so "a\x00" would become "a"
+NUL_MESSAGE = "contains a NUL character (binary data?)"
 GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)  # truncated, not gzip, corrupt stream
-POLARS_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException)  # PanicException is a BaseException
+GZIP_MAGIC = b"\x1f\x8b"
+# what pl.read_csv raises on bad bytes: its own errors, a Rust panic (a BaseException), and OSError from the gzip
+# decoder it applies by itself to any file that starts with the gzip magic bytes
+PARSE_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -45,8 +51,16 @@ def check_nonempty(path: Path) -> None:
         raise DataError(f"{path}: file is empty")
 
 
-def is_gzip_name(path: Path) -> bool:
-    return path.suffix.lower() == ".gz"
+def is_gzip(path: Path) -> bool:
+    """Whether ``path`` holds a gzip stream: by its magic bytes (as polars decides), and a ``.gz`` name must hold
+    one (polars would silently read a plain file named ``.gz`` as text)."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic == GZIP_MAGIC:
+        return True
+    if path.suffix.lower() == ".gz":
+        raise DataError(f"{path}: truncated or not gzip (the file does not start with the gzip magic bytes)")
+    return False
 
 
 def gzip_error(path: Path, err: BaseException) -> DataError:
@@ -54,20 +68,11 @@ def gzip_error(path: Path, err: BaseException) -> DataError:
     return DataError(f"{path}: truncated or not gzip ({reason})")
 
 
-def check_gzip_magic(path: Path) -> None:
-    """A ``.gz`` name must hold a gzip stream (polars would silently read a plain file as text)."""
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    if magic != b"\x1f\x8b":
-        raise DataError(f"{path}: truncated or not gzip (the file does not start with the gzip magic bytes)")
-
-
 def read_bytes(path: Path) -> bytes:
-    """The whole file, decompressed when its name ends in ``.gz``."""
+    """The whole file, decompressed when it is gzip (see :func:`is_gzip`)."""
     check_nonempty(path)
-    if not is_gzip_name(path):
+    if not is_gzip(path):
         return path.read_bytes()
-    check_gzip_magic(path)
     try:
         with gzip.open(path, "rb") as f:
             data = f.read()
@@ -89,12 +94,11 @@ def decode(path: Path, data: bytes, encoding: str = "utf-8") -> str:
 
 
 def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """(1-based line number, text without the line break), streamed; ``.gz`` is decompressed on the fly."""
-    if is_gzip_name(path):
-        check_gzip_magic(path)
+    """(1-based line number, text without the line break), streamed; gzip is decompressed on the fly."""
+    compressed = is_gzip(path)
     line_no = 0
     try:
-        with gzip.open(path, "rb") if is_gzip_name(path) else open(path, "rb") as f:
+        with gzip.open(path, "rb") if compressed else open(path, "rb") as f:
             for line_no, raw in enumerate(f, start=1):
                 try:
                     text = raw.decode(encoding)
@@ -138,8 +142,8 @@ def first_bad_line(path: Path, sep: str, n_fields: int, quoted: bool, header: bo
 
 
 def polars_source(path: Path) -> Path | io.BytesIO:
-    """What to hand to ``pl.read_csv``: the path itself, or the decompressed bytes of a ``.gz`` file."""
-    return io.BytesIO(read_bytes(path)) if is_gzip_name(path) else path
+    """What to hand to ``pl.read_csv``: the path itself, or the decompressed bytes of a gzip file."""
+    return io.BytesIO(read_bytes(path)) if is_gzip(path) else path
 
 
 def scan_for_encoding_errors(path: Path) -> None:
@@ -205,6 +209,11 @@ def id_column(df: pl.DataFrame, col: str, role: str, path: Path, header_lines: i
     dtype = df[col].dtype
     if not (dtype == pl.String or dtype.is_numeric() or dtype in (pl.Boolean, pl.Categorical)):
         raise DataError(f"{path}: column '{col}' must hold {role} ids (strings or integers), has type {dtype}")
+    if dtype == pl.String:
+        nul = df[col].str.contains(NUL, literal=True)
+        if bool(nul.any()):
+            row = int(nul.arg_true()[0])
+            raise DataError(f"{path}: line {row + 1 + header_lines}: {role} id in column '{col}' {NUL_MESSAGE}")
     return pl.col(col).cast(pl.String).alias(role)
 
 

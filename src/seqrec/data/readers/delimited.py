@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from seqrec.data.readers.common import (
-    POLARS_ERRORS,
+    PARSE_ERRORS,
     check_nonempty,
     finish,
     first_bad_line,
@@ -62,7 +62,7 @@ def read_delimited(
         raw = pl.read_csv(source, separator=sep, infer_schema=False, quote_char='"' if quoted else None)
     except pl.exceptions.NoDataError:
         raise DataError(f"{path}: file is empty") from None
-    except POLARS_ERRORS:
+    except PARSE_ERRORS:
         raise _malformed(path, sep, quoted) from None
     if raw.height == 0:
         raise DataError(f"{path}: no data rows after the header")

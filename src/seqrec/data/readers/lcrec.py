@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from seqrec.data.readers.common import Frames, clean_text, decode, read_bytes
+from seqrec.data.readers.common import NUL, NUL_MESSAGE, Frames, clean_text, decode, read_bytes
 from seqrec.errors import DataError
 
 ITEM_FIELDS = ("title", "brand", "categories", "description")
@@ -34,13 +34,23 @@ def _load_object(path: Path) -> dict:
 def _item_id(path: Path, user: str, value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
         raise DataError(f"{path}: user {user!r}: item ids must be integers or non-empty strings, got {value!r}"[:300])
-    return str(value)
+    text = str(value)
+    if NUL in text:
+        raise DataError(f"{path}: user {user!r}: item id {NUL_MESSAGE}")
+    return text
+
+
+def _key(path: Path, key: str, what: str) -> str:
+    if key == "" or NUL in key:
+        raise DataError(f"{path}: {what} id {key!r} is empty or {NUL_MESSAGE}")
+    return key
 
 
 def read_lcrec_interactions(path: Path) -> pl.DataFrame:
     users: list[str] = []
     items: list[str] = []
     for user, seq in _load_object(path).items():
+        user = _key(path, user, "user")
         if not isinstance(seq, list):
             raise DataError(f"{path}: user {user!r}: expected a list of item ids, got {type(seq).__name__}")
         items.extend(_item_id(path, user, v) for v in seq)
@@ -58,7 +68,7 @@ def read_lcrec_items(path: Path) -> pl.DataFrame:
     for item, fields in _load_object(path).items():
         if not isinstance(fields, dict):
             raise DataError(f"{path}: item {item!r}: expected an object of text fields, got {type(fields).__name__}")
-        rows["item"].append(item)
+        rows["item"].append(_key(path, item, "item"))
         for key in ITEM_FIELDS:
             rows[key].append(clean_text(fields.get(key)))
     return pl.DataFrame(rows, schema={k: pl.String for k in rows})

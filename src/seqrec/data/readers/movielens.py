@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from seqrec.data.readers.common import (
-    POLARS_ERRORS,
+    PARSE_ERRORS,
     Frames,
     check_nonempty,
     decode,
@@ -44,7 +44,7 @@ def fast_ratings(path: Path, *, sep: str, has_header: bool, width: int, cols: tu
     schema.update({f"c{u}": pl.Int64, f"c{i}": pl.Int64, f"c{r}": pl.Float64, f"c{t}": pl.Int64})
     try:
         raw = pl.read_csv(path, separator=sep, has_header=has_header, schema=schema, quote_char=None)
-    except POLARS_ERRORS:  # any failure: fall back to the diagnosing reader
+    except PARSE_ERRORS:  # any failure: fall back to the diagnosing reader
         return None
     out = raw.select(
         pl.col(f"c{u}").alias("user"),
@@ -65,7 +65,7 @@ def ml100k_slow(data_path: Path) -> pl.DataFrame:
         raw = pl.read_csv(
             data_path, separator="\t", has_header=False, new_columns=names, infer_schema=False, quote_char=None
         )
-    except POLARS_ERRORS:
+    except PARSE_ERRORS:
         scan_for_encoding_errors(data_path)
         detail = first_bad_line(data_path, "\t", 4, False, header=False)
         raise DataError(f"{data_path}: malformed row, {detail}") from None
@@ -101,7 +101,7 @@ def ml_dat_slow(ratings_path: Path) -> pl.DataFrame:
 
     try:
         raw = pl.read_csv(ratings_path, separator=":", has_header=False, infer_schema=False, quote_char=None)
-    except POLARS_ERRORS:
+    except PARSE_ERRORS:
         raise malformed() from None
     if raw.width != 7 or bool(raw[raw.columns[6]].is_null().any()) or any(
         bool((raw[c].fill_null("") != "").any()) for c in raw.columns[1:7:2]
@@ -158,7 +158,7 @@ def read_ml_csv(ratings_path: Path, movies_path: Path | None = None) -> Frames:
     if movies_path is not None and movies_path.is_file():
         try:
             movies = pl.read_csv(movies_path, infer_schema=False)
-        except POLARS_ERRORS:
+        except PARSE_ERRORS:
             scan_for_encoding_errors(movies_path)
             raise DataError(f"{movies_path}: not a readable CSV file (expected movieId,title,genres)") from None
         require_columns(movies_path, movies.columns, {"item": "movieId", "title": "title", "genres": "genres"})

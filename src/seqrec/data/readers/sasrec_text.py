@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from seqrec.data.readers.common import POLARS_ERRORS, Frames, check_nonempty, int_ids, is_gzip_name, iter_lines
+from seqrec.data.readers.common import PARSE_ERRORS, Frames, check_nonempty, int_ids, is_gzip, iter_lines
 from seqrec.errors import DataError
 
 _DECIMAL = re.compile(r"^[+-]?[0-9]+$")  # what polars' Int64 parser accepts (Python's int() also takes "1_000")
@@ -42,13 +42,13 @@ def read_sasrec_text_reference(path: Path) -> pl.DataFrame:
 
 def _fast(path: Path) -> pl.DataFrame | None:
     """Typed polars read of a clean file (single spaces, no blank lines); None: let the reference decide."""
-    if is_gzip_name(path):
+    if is_gzip(path):
         return None
     try:
         raw = pl.read_csv(
             path, separator=" ", has_header=False, schema={"user": pl.Int64, "item": pl.Int64}, quote_char=None
         )
-    except POLARS_ERRORS:
+    except PARSE_ERRORS:
         return None
     if raw.height == 0 or bool(raw.null_count().sum_horizontal().item()):
         return None
