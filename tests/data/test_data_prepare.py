@@ -76,6 +76,21 @@ def test_cache_key_tracks_parameters_not_max_len(tmp_path):
     assert cache_key(small(seed=1), resolve_source(small(seed=1), tmp_path)) != base
 
 
+def test_cache_key_uses_the_resolved_kcore(tmp_path):
+    """None means the dataset's default: the same prepared data, hence the same cache entry."""
+    src = resolve_source(small(), tmp_path)
+    assert src.default_kcore == 5
+    assert cache_key(small(), src) == cache_key(small(min_user_interactions=5, min_item_interactions=5), src)
+    assert cache_key(small(min_item_interactions=0), src) != cache_key(small(), src)
+    (tmp_path / "ml-100k").mkdir()
+    (tmp_path / "ml-100k" / "u.data").write_text("1\t2\t3\t4\n")
+    cfg = DataConfig(name="ml-100k")
+    ml = resolve_source(cfg, tmp_path)
+    assert ml.default_kcore == 0 and cache_key(cfg, ml) == cache_key(
+        DataConfig(name="ml-100k", min_user_interactions=0, min_item_interactions=0), ml
+    )
+
+
 def test_file_source_key_changes_when_file_changes(tmp_path):
     p = tmp_path / "x.csv"
     p.write_text(

@@ -166,6 +166,46 @@ def _lcrec(name: str, stem: str, desc: str) -> DatasetRecipe:
                          homepage="https://github.com/RUCAIBox/LC-Rec")  # fmt: skip
 
 
+def _steam() -> DatasetRecipe:
+    return DatasetRecipe(
+        name="steam",
+        description="Steam reviews crawled by Kang & McAuley (SASRec, ICDM'18): 7.8M reviews + game info",
+        layouts=(
+            Layout(read_steam, "steam/steam_reviews.json.gz", "steam/steam_games.json.gz"),
+            Layout(read_sasrec, "steam/Steam.txt", timestamps=False, kcore=0),  # the authors' filtered file
+        ),
+        default_kcore=RAW_DEFAULT_KCORE,
+        folder="steam",
+        downloads=(
+            Download(("http://cseweb.ucsd.edu/~wckang/steam_reviews.json.gz",), "steam_reviews.json.gz"),
+            Download(("http://cseweb.ucsd.edu/~wckang/steam_games.json.gz",), "steam_games.json.gz"),
+        ),
+        homepage="https://github.com/kang205/SASRec",
+    )
+
+
+def _video_sasrec() -> DatasetRecipe:
+    return DatasetRecipe(
+        name="amazon-video-games-sasrec",
+        description="Amazon Video Games 5-core as preprocessed by the SASRec authors (Video.txt)",
+        layouts=(
+            Layout(read_sasrec, "amazon-video-games/Video.txt", timestamps=False),
+            Layout(read_sasrec, "amazon-video-games-sasrec/Video.txt", timestamps=False),
+        ),
+        default_kcore=0,  # already filtered by the authors: 31,013 users, 23,715 items
+        folder="amazon-video-games",
+        downloads=(
+            Download(
+                ("https://raw.githubusercontent.com/kang205/SASRec/master/data/Video.txt",),
+                "Video.txt",
+                # from ../shared/data/README.md (the authors' file as distributed with this project)
+                sha256="b7376fe24430743f411dc7f567285657b2adb3f74361cc7ba0aee94f3024b651",
+            ),
+        ),
+        homepage="https://github.com/kang205/SASRec",
+    )
+
+
 def _build_datasets() -> dict[str, DatasetRecipe]:
     datasets: dict[str, DatasetRecipe] = {
         "synthetic": DatasetRecipe(
@@ -202,40 +242,8 @@ def _build_datasets() -> dict[str, DatasetRecipe]:
             "MovieLens 20M (GroupLens): 20,000,263 ratings, 138,493 users, 26,744 movies",
             RAW_DEFAULT_KCORE,
         ),
-        "steam": DatasetRecipe(
-            name="steam",
-            description="Steam reviews crawled by Kang & McAuley (SASRec, ICDM'18): 7.8M reviews + game info",
-            layouts=(
-                Layout(read_steam, "steam/steam_reviews.json.gz", "steam/steam_games.json.gz"),
-                Layout(read_sasrec, "steam/Steam.txt", timestamps=False, kcore=0),  # the authors' filtered file
-            ),
-            default_kcore=RAW_DEFAULT_KCORE,
-            folder="steam",
-            downloads=(
-                Download(("http://cseweb.ucsd.edu/~wckang/steam_reviews.json.gz",), "steam_reviews.json.gz"),
-                Download(("http://cseweb.ucsd.edu/~wckang/steam_games.json.gz",), "steam_games.json.gz"),
-            ),
-            homepage="https://github.com/kang205/SASRec",
-        ),
-        "amazon-video-games-sasrec": DatasetRecipe(
-            name="amazon-video-games-sasrec",
-            description="Amazon Video Games 5-core as preprocessed by the SASRec authors (Video.txt)",
-            layouts=(
-                Layout(read_sasrec, "amazon-video-games/Video.txt", timestamps=False),
-                Layout(read_sasrec, "amazon-video-games-sasrec/Video.txt", timestamps=False),
-            ),
-            default_kcore=0,  # already filtered by the authors: 31,013 users, 23,715 items
-            folder="amazon-video-games",
-            downloads=(
-                Download(
-                    ("https://raw.githubusercontent.com/kang205/SASRec/master/data/Video.txt",),
-                    "Video.txt",
-                    # from ../shared/data/README.md (the authors' file as distributed with this project)
-                    sha256="b7376fe24430743f411dc7f567285657b2adb3f74361cc7ba0aee94f3024b651",
-                ),
-            ),
-            homepage="https://github.com/kang205/SASRec",
-        ),
+        "steam": _steam(),
+        "amazon-video-games-sasrec": _video_sasrec(),
         "amazon-scientific-2018": _lcrec(
             "amazon-scientific-2018",
             "Scientific",

@@ -184,6 +184,12 @@ def preprocess(
             f"min_user_interactions={min_user_interactions}, min_item_interactions={min_item_interactions})"
         )
 
+    return _densify(df, stats)
+
+
+def _densify(df: pl.DataFrame, stats: dict) -> tuple[Interactions, pl.DataFrame]:
+    """Step 5: dense ids (sorted original ids, see the module doc) and the flat arrays, in (user, time, row)
+    order."""
     user_ids = _sorted_ids(df["user"])
     item_ids = _sorted_ids(df["item"])
     user_dense = pl.Series("dense", np.arange(len(user_ids), dtype=np.int64))
