@@ -89,7 +89,8 @@ def resolved_recipe(model: str, max_epochs: int | None = None, seed: int | None 
         unmatched.append(f"accumulation {tc.accumulate_grad_batches}, precision {tc.precision}")
     if tc.monitor != "NDCG@10" or tc.eval_every != 1 or not cfg.eval.filter_seen or cfg.eval.protocol != "full":
         unmatched.append("validation/evaluation protocol differs from NDCG@10 every epoch, full, seen filtered")
-    if cfg.data.min_user_interactions > 1 or cfg.data.min_item_interactions > 1 or cfg.data.rating_threshold:
+    kcore = (cfg.data.min_user_interactions or 0, cfg.data.min_item_interactions or 0)  # None: ml-100k default, 0
+    if max(kcore) > 1 or cfg.data.rating_threshold:
         unmatched.append("data filtering (k-core or rating threshold)")
     if cfg.data.split != "leave_one_out" or cfg.data.duplicates != "keep":
         unmatched.append(f"split {cfg.data.split}, duplicates {cfg.data.duplicates}")

@@ -53,21 +53,23 @@ class SyntheticConfig(_Section):
 class DataConfig(_Section):
     name: str = "synthetic"  # named dataset (synthetic, ml-100k, ml-1m, ..., amazon-<Category>) or "file"
     path: str | None = None  # input file when name == "file"
-    format: Literal["auto", "csv", "tsv", "parquet", "atomic", "sasrec", "amazon"] = "auto"
+    format: Literal["auto", "csv", "tsv", "parquet", "atomic", "sasrec", "amazon", "lcrec"] = "auto"
     user_col: str = "user_id"  # column names for csv/tsv/parquet files
     item_col: str = "item_id"
     time_col: str | None = "timestamp"  # None: file order is the chronology
     rating_col: str | None = None  # explicit rating column, used with rating_threshold
     rating_threshold: float | None = None  # keep interactions with rating >= threshold (implicit conversion)
     duplicates: Literal["keep", "first", "last"] = "keep"  # repeated (user, item) pairs
-    min_user_interactions: int = Field(5, ge=0)  # iterative k-core on users (0/1 = off)
-    min_item_interactions: int = Field(5, ge=0)  # iterative k-core on items
+    # iterative k-core on users / items (0 or 1 = off). None: the dataset's default (seqrec.data.datasets): 0 for
+    # files that are already filtered (ml-100k, ml-1m.txt, SASRec text, LC-Rec, Amazon 5-core), 5 otherwise
+    min_user_interactions: int | None = Field(None, ge=0)
+    min_item_interactions: int | None = Field(None, ge=0)
     split: Literal["leave_one_out", "global_temporal"] = "leave_one_out"
     temporal_quantile: float = Field(0.9, gt=0, lt=1)  # cutoff quantile of timestamps (global_temporal)
     valid_user_fraction: float = Field(0.05, gt=0, le=1)  # users holding out a validation item (global_temporal)
     max_len: int = Field(50, ge=2)  # longest history a model sees (training windows and evaluation input)
     seed: int = 42  # data seed: synthetic generation, temporal validation users
-    cache: bool = True  # cache the preprocessed split under <data_dir>/cache
+    cache: bool = True  # cache the preprocessed split under $SEQREC_CACHE_DIR (else ~/.cache/seqrec/cache)
     download: bool = True  # fetch a named dataset that is not found under the data dir
     synthetic: SyntheticConfig = SyntheticConfig()
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from seqrec.config import DataConfig
-from seqrec.data import prepare_data, sources
+from seqrec.data import datasets, prepare_data
 from seqrec.data.download import fetch_dataset, safe_extract
+from seqrec.data.readers.movielens import read_ml100k
 from seqrec.errors import DataError
 
 U_DATA = "".join(
@@ -63,8 +64,8 @@ def make_zip(entries: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-def ml_recipe(url: str, sha: str | None) -> sources.DatasetRecipe:
-    base = sources.DATASETS["ml-100k"]
+def ml_recipe(url: str, sha: str | None) -> datasets.DatasetRecipe:
+    base = datasets.DATASETS["ml-100k"]
     dl = dataclasses.replace(base.downloads[0], urls=(url,), sha256=sha, md5=None)
     return dataclasses.replace(base, downloads=(dl,))
 
@@ -74,7 +75,7 @@ def test_download_verify_extract_and_no_second_request(server, tmp_path, monkeyp
     archive = make_zip({"ml-100k/u.data": U_DATA, "ml-100k/README": "fake"})
     handler.files["/ml-100k.zip"] = archive
     recipe = ml_recipe(f"{base}/ml-100k.zip", hashlib.sha256(archive).hexdigest())
-    monkeypatch.setitem(sources.DATASETS, "ml-100k", recipe)
+    monkeypatch.setitem(datasets.DATASETS, "ml-100k", recipe)
     cfg = DataConfig(name="ml-100k", min_user_interactions=0, min_item_interactions=0)
     data = prepare_data(cfg, tmp_path)
     assert (tmp_path / "ml-100k" / "u.data").read_text() == U_DATA
@@ -160,9 +161,9 @@ def _closed_port() -> int:
 
 def test_no_network_and_no_files_is_one_clear_line(tmp_path, monkeypatch):
     url = f"http://127.0.0.1:{_closed_port()}/ml-1m.zip"
-    base = sources.DATASETS["ml-1m"]
+    base = datasets.DATASETS["ml-1m"]
     recipe = dataclasses.replace(base, downloads=(dataclasses.replace(base.downloads[0], urls=(url,)),))
-    monkeypatch.setitem(sources.DATASETS, "ml-1m", recipe)
+    monkeypatch.setitem(datasets.DATASETS, "ml-1m", recipe)
     with pytest.raises(DataError) as err:
         prepare_data(DataConfig(name="ml-1m"), tmp_path / "nothing-here")
     msg = str(err.value)
@@ -182,8 +183,8 @@ def test_unknown_dataset_lists_known_names(tmp_path):
 def test_local_layouts_are_used_without_network(tmp_path):
     (tmp_path / "ml-100k").mkdir()
     (tmp_path / "ml-100k" / "u.data").write_text(U_DATA)
-    found = sources.find_local(sources.DATASETS["ml-100k"], tmp_path)
-    assert found is not None and found[0].reader == "ml100k" and found[2] is None
+    found = datasets.find_local(datasets.DATASETS["ml-100k"], tmp_path)
+    assert found is not None and found[0].reader is read_ml100k and found[2] is None
     assert isinstance(found[1], Path)
 
 

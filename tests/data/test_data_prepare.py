@@ -57,7 +57,7 @@ def test_cache_miss_then_memory_mapped_hit(tmp_path):
     first = prepare_data(small(), tmp_path)
     assert first.stats["cache"]["hit"] is False
     entry = Path(first.stats["cache"]["path"])
-    assert entry.parent == resolve_cache_root(tmp_path) and entry.name.startswith("synthetic-")
+    assert entry.parent == resolve_cache_root() and entry.name.startswith("synthetic-")
     second = prepare_data(small(), tmp_path)
     assert second.stats["cache"]["hit"] is True
     assert isinstance(second.train.values, np.memmap)
@@ -74,6 +74,21 @@ def test_cache_key_tracks_parameters_not_max_len(tmp_path):
     assert cache_key(small(min_user_interactions=3), src) != base
     assert cache_key(small(split="global_temporal"), src) != base
     assert cache_key(small(seed=1), resolve_source(small(seed=1), tmp_path)) != base
+
+
+def test_cache_key_uses_the_resolved_kcore(tmp_path):
+    """None means the dataset's default: the same prepared data, hence the same cache entry."""
+    src = resolve_source(small(), tmp_path)
+    assert src.default_kcore == 5
+    assert cache_key(small(), src) == cache_key(small(min_user_interactions=5, min_item_interactions=5), src)
+    assert cache_key(small(min_item_interactions=0), src) != cache_key(small(), src)
+    (tmp_path / "ml-100k").mkdir()
+    (tmp_path / "ml-100k" / "u.data").write_text("1\t2\t3\t4\n")
+    cfg = DataConfig(name="ml-100k")
+    ml = resolve_source(cfg, tmp_path)
+    assert ml.default_kcore == 0 and cache_key(cfg, ml) == cache_key(
+        DataConfig(name="ml-100k", min_user_interactions=0, min_item_interactions=0), ml
+    )
 
 
 def test_file_source_key_changes_when_file_changes(tmp_path):
@@ -105,7 +120,7 @@ def test_failing_cache_load_leaves_entry_untouched(tmp_path, caplog):
 
 def test_cache_disabled_writes_nothing(tmp_path):
     d = prepare_data(small(cache=False), tmp_path)
-    root = resolve_cache_root(tmp_path)
+    root = resolve_cache_root()
     assert d.stats["cache"]["path"] is None and (not root.exists() or not any(root.iterdir()))
 
 
@@ -149,17 +164,27 @@ def test_resolve_data_dir(monkeypatch, tmp_path):
     assert resolve_data_dir(None) == Path("~/.cache/seqrec").expanduser()
 
 
-def test_cache_root_falls_back_when_data_dir_is_read_only(tmp_path, monkeypatch):
+def test_cache_root_is_env_or_home_never_the_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQREC_CACHE_DIR", str(tmp_path / "c"))
+    assert resolve_cache_root() == tmp_path / "c"
     monkeypatch.delenv("SEQREC_CACHE_DIR")
-    assert resolve_cache_root(tmp_path) == tmp_path / "cache"
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    try:  # r-x is honoured even for root (who passes os.access everywhere)
-        assert resolve_cache_root(ro) == Path("~/.cache/seqrec/cache").expanduser()
-        assert not (ro / "cache").exists()
-    finally:
-        ro.chmod(0o755)
+    assert resolve_cache_root() == Path("~/.cache/seqrec/cache").expanduser()
+
+
+def test_prepare_never_writes_into_a_writable_data_dir(tmp_path, monkeypatch):
+    """A named dataset read from a writable data dir without $SEQREC_CACHE_DIR: the cache goes to
+    ~/.cache/seqrec/cache, the data dir is left exactly as it was (it is only ever written by downloads)."""
+    data_dir = tmp_path / "data"
+    (data_dir / "ml-100k").mkdir(parents=True)
+    (data_dir / "ml-100k" / "u.data").write_text(
+        "".join(f"{u}\t{i}\t3\t{1000 + u * 10 + i}\n" for u in range(1, 7) for i in range(1, 7))
+    )
+    before = tree_digest(data_dir)
+    monkeypatch.delenv("SEQREC_CACHE_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    d = prepare_data(DataConfig(name="ml-100k"), data_dir)
+    assert Path(d.stats["cache"]["path"]).parent == tmp_path / "home" / ".cache" / "seqrec" / "cache"
+    assert tree_digest(data_dir) == before and sorted(p.name for p in data_dir.iterdir()) == ["ml-100k"]
 
 
 def test_temporal_inputs_end_to_end_never_after_cutoff(tmp_path):

@@ -9,7 +9,8 @@ import numpy as np
 from seqrec.config import DataConfig
 from seqrec.data import prepare_data
 from seqrec.data.preprocess import preprocess
-from seqrec.data.sources import read_atomic, read_sasrec_text
+from seqrec.data.readers.atomic import read_atomic
+from seqrec.data.readers.sasrec_text import read_sasrec_text
 
 
 def no_filter(name: str, **kw) -> DataConfig:
@@ -90,3 +91,42 @@ def test_ml100k_prepare_timing(shared_data):
     assert miss.stats["cache"]["hit"] is False and hit.stats["cache"]["hit"] is True
     assert t_miss < 2.0 and t_hit < 0.2, (t_miss, t_hit)
     assert np.array_equal(np.asarray(hit.test.targets), miss.test.targets)
+
+
+def _need(shared_data, *relative: str) -> None:
+    import pytest
+
+    missing = [r for r in relative if not (shared_data / r).is_file()]
+    if missing:
+        pytest.skip(f"shared data lacks {', '.join(missing)}")
+
+
+def test_ml1m_sasrec_file_with_titles(shared_data):
+    _need(shared_data, "ml-1m/ml-1m.txt", "ml-1m/sas_to_original_items.txt", "ml-1m/movies.dat")
+    d = prepare_data(DataConfig(name="ml-1m"), shared_data)  # dataset defaults: no k-core
+    assert (d.num_users, d.num_items, d.stats["interactions"]) == (6040, 3416, 999_611)
+    assert d.stats["timestamps"] is False and d.stats["kcore"]["before"] == d.stats["kcore"]["after"]
+    feats = d.item_features
+    assert feats["title"].null_count() == 0 and feats["year"].null_count() == 0
+    # sas item 1 is MovieLens movie 1198 (sas_to_original_items.txt line 1)
+    assert feats.row(0, named=True)["title"] == "Raiders of the Lost Ark" and feats["year"][0] == "1981"
+    assert any("é" in t for t in feats["title"].to_list())  # Latin-1 decoded, not mangled
+
+
+def test_lcrec_scientific_and_office(shared_data):
+    _need(shared_data, "amazon-scientific-2018/Scientific.inter.json", "amazon-office-2014/Office.inter.json")
+    expectations = {"amazon-scientific-2018": (8317, 4344, 58_492), "amazon-office-2014": (4905, 2420, 53_258)}
+    for name, expected in expectations.items():
+        d = prepare_data(DataConfig(name=name), shared_data)
+        assert (d.num_users, d.num_items, d.stats["interactions"]) == expected
+        feats = d.item_features
+        assert feats.height == expected[1] and feats["title"].null_count() <= 3  # Office: 3 items have no title
+        texts = feats["title"].drop_nulls().to_list() + feats["description"].drop_nulls().to_list()
+        assert not any("&amp;" in t or "&quot;" in t or "<br" in t or "</" in t for t in texts)
+
+
+def test_named_defaults_keep_the_published_counts(shared_data):
+    d = prepare_data(DataConfig(name="ml-100k"), shared_data)
+    assert (d.num_users, d.num_items) == (943, 1682)  # was 1,349 items with the old 5-core default
+    v = prepare_data(DataConfig(name="amazon-video-games-sasrec"), shared_data)
+    assert (v.num_users, v.num_items) == (31_013, 23_715)  # was 24,303 users

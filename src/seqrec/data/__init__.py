@@ -2,13 +2,14 @@
 pipeline.
 
 Entry point: :func:`prepare_data` (``DataConfig`` → :class:`PreparedData`). See ``prepare.py`` for the
-cache, ``sources.py`` for formats and :data:`DATASETS`, ``preprocess.py`` and ``split.py`` for the
-semantics.
+cache, ``readers/`` for the file formats, ``datasets.py`` for :data:`DATASETS` (and their default k-core),
+``files.py`` for ``data.name=file``, ``preprocess.py`` and ``split.py`` for the semantics, and
+``attributes.py`` for per-item text attributes.
 """
 
+from seqrec.data.datasets import DATASETS, DatasetRecipe
 from seqrec.data.prepare import describe, prepare_data, resolve_cache_root, resolve_data_dir
 from seqrec.data.sequences import EvalSet, PreparedData, Sequences
-from seqrec.data.sources import DATASETS, DatasetRecipe
 
 __all__ = [
     "DATASETS",

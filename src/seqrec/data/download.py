@@ -26,7 +26,7 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from seqrec.data.sources import DatasetRecipe, Download
+from seqrec.data.datasets import DatasetRecipe, Download
 from seqrec.errors import DataError
 from seqrec.io import publish_dir
 
@@ -265,10 +265,14 @@ def _install_archive(archive: Path, dl: Download, recipe: DatasetRecipe, data_di
 def fetch_dataset(
     recipe: DatasetRecipe, data_dir: Path, *, allow_download: bool = True, progress: bool = False
 ) -> None:
-    """Make the first local layout of ``recipe`` exist under ``data_dir`` (or raise a one-line DataError)."""
+    """Download every file of ``recipe`` (together they make one of its local layouts exist under ``data_dir``),
+    or raise a one-line DataError."""
     looked = ", ".join(dict.fromkeys(layout.main for layout in recipe.layouts)) or "(no files)"  # distinct paths
     if not recipe.downloads:
-        raise DataError(f"dataset {recipe.name!r}: not found under {data_dir} (looked for {looked})")
+        raise DataError(
+            f"dataset {recipe.name!r}: not found under {data_dir} (looked for {looked}; it has no download, "
+            f"place the files there)"
+        )
     if not allow_download:
         raise DataError(
             f"dataset {recipe.name!r}: not found under {data_dir} (looked for {looked}) and downloads "

@@ -1,14 +1,14 @@
 """The data pipeline entry point: source → interactions → preprocess → split → :class:`PreparedData`, cached.
 
-Cache: the key is the sha256 of the source identity (file paths, sizes and mtimes; or the synthetic
-generator parameters) plus every preprocessing/split parameter of :class:`~seqrec.config.DataConfig` (all
-fields except ``cache``, ``download`` and ``max_len``, which do not change the result; new fields
-invalidate old entries). An entry is ``<cache_root>/<name>-<key[:12]>/`` holding ``.npy`` CSR arrays,
-``meta.json`` and ``item_features.parquet``; it is written into a temporary sibling folder and renamed
-into place atomically, and reloaded memory-mapped. ``cache_root`` is ``$SEQREC_CACHE_DIR``, else
-``<data_dir>/cache`` when that is writable, else ``~/.cache/seqrec/cache`` (so a read-only shared data
-folder still works). A cache entry that fails to load is reported and left untouched; the data is then
-rebuilt in memory.
+Cache: the key is the sha256 of the source identity (file paths, sizes and mtimes and the reader; or the synthetic
+generator parameters) plus every preprocessing/split parameter of :class:`~seqrec.config.DataConfig` with the
+k-core thresholds RESOLVED (None = the dataset's default, see :mod:`seqrec.data.datasets`), so ``None`` and the
+default value it stands for share one entry. ``cache``, ``download`` and ``max_len`` are not in the key (they do
+not change the result); new fields invalidate old entries. An entry is ``<cache_root>/<name>-<key[:12]>/``
+holding ``.npy`` CSR arrays, ``meta.json`` and ``item_features.parquet``; it is written into a temporary
+sibling folder and renamed into place atomically, and reloaded memory-mapped. ``cache_root`` is
+``$SEQREC_CACHE_DIR``, else ``~/.cache/seqrec/cache``: the data dir is only ever written by downloads. A cache
+entry that fails to load is reported and left untouched; the data is then rebuilt in memory.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ import numpy as np
 import polars as pl
 
 from seqrec.config import DataConfig
-from seqrec.data import sources
+from seqrec.data.datasets import DATASETS, FILE_DEFAULT_KCORE, Layout, find_local, layout_files
+from seqrec.data.files import detect_format, file_sidecars, read_file
 from seqrec.data.preprocess import Interactions, preprocess, remap_item_features
+from seqrec.data.readers.common import Frames
 from seqrec.data.sequences import EvalSet, PreparedData, Sequences
 from seqrec.data.split import Split, global_temporal, leave_one_out
 from seqrec.data.synthetic import generate
@@ -35,7 +37,7 @@ from seqrec.io import json_default, publish_dir
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the cached layout or the preprocessing semantics change
+CACHE_VERSION = 2  # bump when the cached layout or the preprocessing semantics change
 _NOT_IN_KEY = {"cache", "download", "max_len"}  # DataConfig fields that do not change the prepared data
 
 
@@ -49,31 +51,12 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return Path("~/.cache/seqrec").expanduser()
 
 
-def _writable_dir(path: Path) -> bool:
-    """Whether ``path`` (or, if missing, its nearest existing parent) may be written.
-
-    Besides ``os.access`` the permission bits must grant write to someone: root passes ``os.access`` on a
-    folder marked read-only (``r-x``), and a shared read-only data folder must not receive a cache.
-    """
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            return False
-        probe = probe.parent
-    try:
-        mode = probe.stat().st_mode
-    except OSError:
-        return False
-    return probe.is_dir() and bool(mode & 0o222) and os.access(probe, os.W_OK | os.X_OK)
-
-
-def resolve_cache_root(data_dir: Path) -> Path:
+def resolve_cache_root() -> Path:
+    """``$SEQREC_CACHE_DIR``, else ``~/.cache/seqrec/cache`` (never inside the data dir: it may be shared and
+    read only, and a cache there would be a write nobody asked for)."""
     env = os.environ.get("SEQREC_CACHE_DIR")
     if env:
         return Path(env).expanduser()
-    preferred = data_dir / "cache"
-    if _writable_dir(preferred):
-        return preferred  # created on the first write
     return Path("~/.cache/seqrec/cache").expanduser()
 
 
@@ -86,8 +69,12 @@ class Source:
     name: str  # dataset name used for the cache folder and PreparedData.name
     identity: dict  # hashed into the cache key
     description: str  # for stats / messages
+    default_kcore: int  # k-core used when data.min_user/item_interactions is None
     files: tuple[Path, ...] = ()
     timestamps: bool = True  # False: the source only gives an order (line numbers stand in for time)
+    layout: Layout | None = None  # named datasets: the local layout found, with its main and side file
+    main: Path | None = None
+    side: Path | None = None
 
 
 def _file_identity(paths: list[Path]) -> list[dict]:
@@ -107,49 +94,57 @@ def resolve_source(cfg: DataConfig, data_dir: Path, progress: bool = False) -> S
     """Find the input files (downloading a named dataset if needed and allowed) without reading them."""
     if cfg.name == "synthetic":
         identity = {"synthetic": cfg.synthetic.model_dump(mode="json"), "seed": cfg.seed}
-        return Source("synthetic", identity, "synthetic generator")
+        return Source("synthetic", identity, "synthetic generator", DATASETS["synthetic"].default_kcore)
     if cfg.name == "file":
         if cfg.path is None:
             raise DataError("data.path: required when data.name is 'file'")
         path = Path(cfg.path).expanduser()
         if not path.is_file():
             raise DataError(f"{path}: file not found (data.path)")
-        fmt = sources.detect_format(path) if cfg.format == "auto" else cfg.format
-        files = [path, *sources.file_sidecars(path, fmt)]
+        fmt = detect_format(path) if cfg.format == "auto" else cfg.format
+        files = [path, *file_sidecars(path, fmt)]
         identity = {"file": _file_identity(files), "format": fmt}
         name = "file-" + _safe_name(path.name.split(".")[0])
-        has_time = fmt != "sasrec" and cfg.time_col is not None
-        return Source(name, identity, str(path), tuple(p for p in files if p.is_file()), has_time)
-    recipe = sources.DATASETS.get(cfg.name)
+        has_time = fmt not in ("sasrec", "lcrec") and cfg.time_col is not None
+        present = tuple(p for p in files if p.is_file())
+        return Source(name, identity, str(path), FILE_DEFAULT_KCORE, present, has_time)
+    recipe = DATASETS.get(cfg.name)
     if recipe is None:
-        known = ", ".join(sorted(sources.DATASETS))
+        known = ", ".join(sorted(DATASETS))
         raise DataError(f"data.name: unknown dataset {cfg.name!r} (known: {known}, or 'file' with data.path)")
-    found = sources.find_local(recipe, data_dir)
+    found = find_local(recipe, data_dir)
     if found is None:
         from seqrec.data.download import fetch_dataset
 
         fetch_dataset(recipe, data_dir, allow_download=getattr(cfg, "download", True), progress=progress)
-        found = sources.find_local(recipe, data_dir)
-        if found is None:  # pragma: no cover - fetch_dataset guarantees the first layout
+        found = find_local(recipe, data_dir)
+        if found is None:  # pragma: no cover - fetch_dataset installs one of the layouts
             raise DataError(
                 f"dataset {recipe.name!r}: download finished but files are missing under {data_dir}"
             )
     layout, main, side = found
-    files = [main] + ([side] if side is not None else [])
-    identity = {"dataset": recipe.name, "reader": layout.reader, "files": _file_identity(files)}
-    return Source(recipe.name, identity, f"{recipe.name} ({main})", tuple(files), layout.reader != "sasrec")
+    files = layout_files(layout, main, side, data_dir)
+    identity = {"dataset": recipe.name, "reader": layout.name, "files": _file_identity(files)}
+    return Source(
+        recipe.name, identity, f"{recipe.name} ({main})", recipe.kcore_for(layout), tuple(files),
+        layout.timestamps, layout, main, side,
+    )  # fmt: skip
 
 
-def read_source(cfg: DataConfig, src: Source, data_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+def resolved_kcore(cfg: DataConfig, src: Source) -> tuple[int, int]:
+    """(min_user_interactions, min_item_interactions) after applying the dataset default to None values."""
+    user = cfg.min_user_interactions if cfg.min_user_interactions is not None else src.default_kcore
+    item = cfg.min_item_interactions if cfg.min_item_interactions is not None else src.default_kcore
+    return user, item
+
+
+def read_source(cfg: DataConfig, src: Source) -> Frames:
     if cfg.name == "synthetic":
         return generate(cfg.synthetic, cfg.seed)
     if cfg.name == "file":
-        return sources.read_file(cfg)
-    recipe = sources.DATASETS[cfg.name]
-    found = sources.find_local(recipe, data_dir)
-    assert found is not None
-    layout, main, side = found
-    return sources.READERS[layout.reader](main, side)
+        return read_file(cfg)
+    assert src.layout is not None and src.main is not None
+    return src.layout.reader(src.main, src.side)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,6 +153,7 @@ def read_source(cfg: DataConfig, src: Source, data_dir: Path) -> tuple[pl.DataFr
 
 def cache_key(cfg: DataConfig, src: Source) -> str:
     params = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in _NOT_IN_KEY}
+    params["min_user_interactions"], params["min_item_interactions"] = resolved_kcore(cfg, src)
     if cfg.name != "synthetic":
         params.pop("synthetic", None)
     payload = {"version": CACHE_VERSION, "source": src.identity, "params": params}
@@ -175,19 +171,21 @@ def _length_stats(lengths: np.ndarray) -> dict:
     }
 
 
-def build(cfg: DataConfig, src: Source, data_dir: Path) -> PreparedData:
+def build(cfg: DataConfig, src: Source) -> PreparedData:
     """Read, preprocess and split (no cache)."""
     t0 = time.perf_counter()
-    raw, features = read_source(cfg, src, data_dir)
+    raw, features = read_source(cfg, src)
     t_read = time.perf_counter() - t0
+    min_user, min_item = resolved_kcore(cfg, src)
     inter, item_map = preprocess(
         raw,
         rating_threshold=cfg.rating_threshold,
         duplicates=cfg.duplicates,
-        min_user_interactions=cfg.min_user_interactions,
-        min_item_interactions=cfg.min_item_interactions,
+        min_user_interactions=min_user,
+        min_item_interactions=min_item,
         source=src.description,
     )
+    log.info("%s: %s", src.name, kcore_summary(inter.stats))
     split = make_split(cfg, inter)
     popularity = np.bincount(split.train.values, minlength=inter.num_items + 1).astype(np.int64)
     popularity[0] = 0
@@ -332,7 +330,7 @@ def prepare_data(
     t0 = time.perf_counter()
     src = resolve_source(cfg, root, progress=progress)
     key = cache_key(cfg, src)
-    entry = resolve_cache_root(root) / f"{_safe_name(src.name)}-{key[:12]}"
+    entry = resolve_cache_root() / f"{_safe_name(src.name)}-{key[:12]}"
     if cfg.cache and (entry / "meta.json").is_file():
         try:
             data = load_cache(entry, key)
@@ -344,10 +342,10 @@ def prepare_data(
             return data
         except Exception as err:  # noqa: BLE001 - any unreadable entry: rebuild, never touch it
             log.warning("cache entry %s is unreadable (%s); rebuilding in memory", entry, err)
-            data = build(cfg, src, root)
+            data = build(cfg, src)
             data.stats["cache"] = {"path": str(entry), "hit": False, "unreadable": True}
             return data
-    data = build(cfg, src, root)
+    data = build(cfg, src)
     written = False
     if cfg.cache:
         try:
@@ -356,6 +354,14 @@ def prepare_data(
             log.warning("could not write the data cache %s: %s", entry, err)
     data.stats["cache"] = {"path": str(entry) if written else None, "hit": False}
     return data
+
+
+def kcore_summary(stats: dict) -> str:
+    """One line: the thresholds used and users / items / interactions before → after the k-core filter."""
+    k = stats["kcore"]
+    before, after = k["before"], k["after"]
+    counts = ", ".join(f"{what} {before[what]:,} → {after[what]:,}" for what in ("users", "items", "interactions"))
+    return f"k-core users ≥ {k['min_user']}, items ≥ {k['min_item']}: {counts}"
 
 
 def describe(prepared: PreparedData) -> dict:
@@ -388,6 +394,8 @@ def describe(prepared: PreparedData) -> dict:
     ):
         if k in prepared.stats:
             out[k] = prepared.stats[k]
+    if "kcore" in prepared.stats:
+        out["kcore"] = kcore_summary(prepared.stats)
     if "cache" in prepared.stats:
         out["cache"] = prepared.stats["cache"]
     return out

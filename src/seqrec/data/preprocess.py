@@ -63,7 +63,33 @@ def _sorted_ids(values: pl.Series) -> pl.Series:
     if len(uniq) and bool(uniq.str.contains(r"^-?\d{1,18}$").all()):
         frame = pl.DataFrame({"id": uniq, "num": uniq.cast(pl.Int64)})
         return frame.sort(["num", "id"])["id"]
+    if len(uniq) and bool(uniq.str.contains(r"^-?\d+$").all()):
+        # integers beyond int64 (e.g. 2**64): they stay strings, ordered by their exact value in Python
+        return pl.Series(uniq.name, sorted(uniq.to_list(), key=lambda v: (int(v), v)), dtype=pl.String)
     return uniq.sort()
+
+
+def _check_timestamps(df: pl.DataFrame, source: str) -> None:
+    """Defensive (readers already refuse these): finite numeric timestamps, non-null ids without NUL characters
+    (numpy str arrays drop trailing NULs, which would merge "a\\x00" into "a")."""
+    for col in ("user", "item"):
+        if df[col].null_count():
+            row = int(df[col].is_null().arg_true()[0])
+            raise DataError(f"{source}: interaction {row + 1}: missing {col} id")
+        if df[col].dtype == pl.String and bool(df[col].str.contains("\x00", literal=True).any()):
+            row = int(df[col].str.contains("\x00", literal=True).arg_true()[0])
+            raise DataError(f"{source}: interaction {row + 1}: {col} id contains a NUL character")
+    ts = df["timestamp"]
+    if not ts.dtype.is_numeric():
+        raise DataError(f"{source}: timestamps must be numbers, got type {ts.dtype}")
+    bad = ts.is_null() | ~ts.is_finite() if ts.dtype.is_float() else ts.is_null()
+    if bool(bad.any()):
+        row = int(bad.arg_true()[0])
+        raise DataError(f"{source}: interaction {row + 1}: timestamp must be a finite number, got {ts[row]!r}")
+
+
+def _counts(df: pl.DataFrame) -> dict:
+    return {"users": df["user"].n_unique(), "items": df["item"].n_unique(), "interactions": df.height}
 
 
 def kcore(df: pl.DataFrame, min_user: int, min_item: int) -> tuple[pl.DataFrame, int]:
@@ -120,6 +146,7 @@ def preprocess(
     stats: dict = {"raw_interactions": df.height}
     if df.height == 0:
         raise DataError(f"{source}: no interactions found (empty file?)")
+    _check_timestamps(df, source)
     stats["raw_users"] = df["user"].n_unique()
     stats["raw_items"] = df["item"].n_unique()
     if "row" not in df.columns:
@@ -144,14 +171,25 @@ def preprocess(
     elif duplicates != "keep":
         raise DataError(f"data.duplicates: expected keep, first or last, got {duplicates!r}")
 
+    before = _counts(df)
     df, passes = kcore(df, min_user_interactions, min_item_interactions)
     stats["kcore_passes"] = passes
+    stats["kcore"] = {
+        "min_user": min_user_interactions, "min_item": min_item_interactions, "passes": passes,
+        "before": before, "after": _counts(df),
+    }  # fmt: skip
     if df.height == 0:
         raise DataError(
             f"{source}: no interactions left after filtering (rating_threshold={rating_threshold}, "
             f"min_user_interactions={min_user_interactions}, min_item_interactions={min_item_interactions})"
         )
 
+    return _densify(df, stats)
+
+
+def _densify(df: pl.DataFrame, stats: dict) -> tuple[Interactions, pl.DataFrame]:
+    """Step 5: dense ids (sorted original ids, see the module doc) and the flat arrays, in (user, time, row)
+    order."""
     user_ids = _sorted_ids(df["user"])
     item_ids = _sorted_ids(df["item"])
     user_dense = pl.Series("dense", np.arange(len(user_ids), dtype=np.int64))

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from seqrec.io import atomic_save_npy
-
 
 @dataclass(frozen=True)
 class Sequences:
@@ -60,11 +58,6 @@ class Sequences:
 
     def tolist(self) -> list[list[int]]:
         return [self[i].tolist() for i in range(len(self))]
-
-    def save(self, directory: str | os.PathLike, name: str) -> None:
-        directory = Path(directory)
-        atomic_save_npy(directory / f"{name}.offsets.npy", self.offsets)
-        atomic_save_npy(directory / f"{name}.values.npy", self.values)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, name: str, mmap: bool = True) -> Sequences:

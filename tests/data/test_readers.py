@@ -8,17 +8,15 @@ import polars as pl
 import pytest
 
 from seqrec.config import DataConfig
-from seqrec.data import sources
-from seqrec.data.sources import (
-    read_amazon,
-    read_atomic,
-    read_delimited,
-    read_file,
-    read_ml100k,
-    read_ml_csv,
-    read_ml_dat,
-    read_sasrec_text,
-)
+from seqrec.data import prepare_data
+from seqrec.data.datasets import DATASETS
+from seqrec.data.files import read_file
+from seqrec.data.readers.amazon import read_amazon, read_amazon_reviews
+from seqrec.data.readers.atomic import read_atomic
+from seqrec.data.readers.delimited import read_delimited
+from seqrec.data.readers.movielens import fast_ratings, ml100k_slow, ml_dat_slow, read_ml100k, read_ml_csv, read_ml_dat
+from seqrec.data.readers.sasrec_text import read_sasrec_text
+from seqrec.data.readers.steam import read_steam
 from seqrec.errors import DataError
 
 
@@ -213,7 +211,7 @@ def test_amazon_bad_lines(tmp_path, line, expect):
     first = json.dumps({"reviewerID": "U", "asin": "A", "unixReviewTime": 1})
     p = write(tmp_path / "r.json", first + "\n" + line + "\n")
     with pytest.raises(DataError) as err:
-        sources.read_amazon_reviews(p)
+        read_amazon_reviews(p)
     assert expect in one_line(err)
 
 
@@ -231,12 +229,13 @@ def test_dataset_registry_has_required_names():
         f"amazon-{c}" for c in ("Arts_Crafts_and_Sewing", "Industrial_and_Scientific", "Musical_Instruments",
                                 "Office_Products", "Pet_Supplies", "Video_Games", "Magazine_Subscriptions")
     }  # fmt: skip
-    assert required <= set(sources.DATASETS)
-    for name, recipe in sources.DATASETS.items():
+    assert required <= set(DATASETS)
+    no_download = {"synthetic", "amazon-scientific-2018", "amazon-office-2014"}  # not distributed in this layout
+    for name, recipe in DATASETS.items():
         assert recipe.name == name
-        if name != "synthetic":
+        if name not in no_download:
             assert recipe.downloads and all(u.startswith("http") for d in recipe.downloads for u in d.urls)
-            assert all(layout.reader in sources.READERS for layout in recipe.layouts)
+        assert all(callable(layout.reader) and layout.name.startswith("read_") for layout in recipe.layouts)
 
 
 def test_fast_typed_ratings_match_the_diagnosing_reader(tmp_path):
@@ -244,18 +243,18 @@ def test_fast_typed_ratings_match_the_diagnosing_reader(tmp_path):
         f"{u}\t{i}\t{(u * i) % 5 + 1}\t{880000000 + u * 31 + i}\n" for u in range(1, 30) for i in (3, 1, 7)
     )
     p = write(tmp_path / "u.data", rows)
-    fast = sources._fast_ratings(p, sep="\t", has_header=False, width=4, cols=(0, 1, 2, 3))
-    slow = sources._ml100k_slow(p)
+    fast = fast_ratings(p, sep="\t", has_header=False, width=4, cols=(0, 1, 2, 3))
+    slow = ml100k_slow(p)
     assert fast is not None and fast["user"].dtype == pl.Int64
     cast = fast.with_columns(pl.col("user", "item").cast(pl.String), pl.col("timestamp").cast(pl.Float64))
     assert cast.equals(slow.select(cast.columns))
     dat = write(tmp_path / "ratings.dat", rows.replace("\t", "::"))
-    fast_dat = sources._fast_ratings(dat, sep=":", has_header=False, width=7, cols=(0, 2, 4, 6))
+    fast_dat = fast_ratings(dat, sep=":", has_header=False, width=7, cols=(0, 2, 4, 6))
     assert fast_dat.equals(fast)
-    assert sources._ml_dat_slow(dat).select(cast.columns).equals(cast)
+    assert ml_dat_slow(dat).select(cast.columns).equals(cast)
     # malformed input: the fast path declines and the slow path names the line
     bad = write(tmp_path / "bad.data", rows + "5\t6\n")
-    assert sources._fast_ratings(bad, sep="\t", has_header=False, width=4, cols=(0, 1, 2, 3)) is None
+    assert fast_ratings(bad, sep="\t", has_header=False, width=4, cols=(0, 1, 2, 3)) is None
     with pytest.raises(DataError, match="line 88"):
         read_ml100k(bad)
 
@@ -268,6 +267,45 @@ def test_steam_python_literal_reviews_and_games(tmp_path):
     games = [{"id": "620", "app_name": "Portal 2", "genres": ["Action", "Adventure"], "developer": "Valve"}]
     rp = _gz_lines(tmp_path / "steam_reviews.json.gz", [str(r) for r in reviews])
     gp = _gz_lines(tmp_path / "steam_games.json.gz", [str(g) for g in games])
-    inter, feats = sources.read_steam(rp, gp)
+    inter, feats = read_steam(rp, gp)
     assert inter["user"].to_list() == ["ann", "bob"] and inter["timestamp"].to_list() == [16072, 16070]
     assert feats.to_dicts()[0]["title"] == "Portal 2" and feats.to_dicts()[0]["genres"] == "Action Adventure"
+
+
+def test_ml10m_official_layout_with_half_star_ratings(tmp_path):
+    """ML-10M as extracted from ml-10m.zip: ml-10M100K/ratings.dat (``::``, half stars) + movies.dat (UTF-8)."""
+    folder = tmp_path / "ml-10M100K"
+    folder.mkdir()
+    movies = (122, 185, 231, 292, 316, 329)
+    rows = [f"{u}::{i}::{((u + i) % 10 + 1) / 2}::{838985046 + 97 * u + i}" for u in range(1, 9) for i in movies]
+    write(folder / "ratings.dat", "\n".join(rows) + "\n")
+    titles = ["Boomerang (1992)::Comedy|Romance", "Net, The (1995)::Action|Crime", "Dumb & Dumber (1994)::Comedy",
+              "Outbreak (1995)::Action|Drama", "Stargate (1994)::Action|Sci-Fi",
+              "Star Trek: Generations (1994)::Sci-Fi"]  # fmt: skip
+    text = "".join(f"{i}::{t}\n" for i, t in zip(movies, titles, strict=True))
+    (folder / "movies.dat").write_text(text, encoding="utf-8")
+    inter, feats = read_ml_dat(folder / "ratings.dat", folder / "movies.dat")
+    assert inter.height == 48 and sorted(set(inter["rating"].to_list()))[:2] == [0.5, 1.0]
+    assert feats["title"].to_list()[-1] == "Star Trek: Generations"
+    d = prepare_data(DataConfig(name="ml-10m", rating_threshold=3.0, min_user_interactions=0,
+                                min_item_interactions=0), tmp_path)  # fmt: skip
+    assert d.stats["raw_interactions"] == 48 and d.stats["interactions"] == int((inter["rating"] >= 3.0).sum())
+    assert d.item_features["title"].to_list()[0] == "Boomerang"
+
+
+def test_ml10m_ratings_dat_bad_rating_names_line(tmp_path):
+    p = write(tmp_path / "ratings.dat", "1::122::5::838985046\n1::185::nan::838983525\n")
+    with pytest.raises(DataError) as err:
+        read_ml_dat(p)
+    assert "line 2" in one_line(err) and "finite" in str(err.value)
+
+
+def test_steam_named_dataset(tmp_path):
+    folder = tmp_path / "steam"
+    folder.mkdir()
+    reviews = [{"username": f"u{u}", "product_id": str(600 + i), "date": f"2014-01-{i + 1:02d}"}
+               for u in range(3) for i in range(4)]  # fmt: skip
+    _gz_lines(folder / "steam_reviews.json.gz", [str(r) for r in reviews])
+    d = prepare_data(DataConfig(name="steam", download=False, min_user_interactions=0, min_item_interactions=0),
+                     tmp_path)  # fmt: skip
+    assert (d.num_users, d.num_items) == (3, 4) and d.stats["timestamps"] is True
