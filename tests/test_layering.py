@@ -1,6 +1,6 @@
 """The package's import graph (built from the source with ``ast``) has no cycles, and modules stay small.
 
-Two graphs are checked: modules (``seqrec.data.prepare`` -> ``seqrec.data.sources``) and subpackages
+Two graphs are checked: modules (``seqrec.data.prepare`` -> ``seqrec.data.datasets``) and subpackages
 (``seqrec.eval`` -> ``seqrec.train`` counts as one edge between the packages ``eval`` and ``train``). Data flows
 one way (data -> models -> losses -> train -> eval ...); a cycle at either level means a layer reaches back.
 ``from pkg import submodule`` is an edge to the submodule, not to ``pkg/__init__``; imports inside functions

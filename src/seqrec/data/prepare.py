@@ -75,6 +75,7 @@ class Source:
     layout: Layout | None = None  # named datasets: the local layout found, with its main and side file
     main: Path | None = None
     side: Path | None = None
+    frames: Frames | None = None  # an in-memory log (seqrec.Dataset.from_pandas / from_polars)
 
 
 def _file_identity(paths: list[Path]) -> list[dict]:
@@ -139,6 +140,8 @@ def resolved_kcore(cfg: DataConfig, src: Source) -> tuple[int, int]:
 
 
 def read_source(cfg: DataConfig, src: Source) -> Frames:
+    if src.frames is not None:
+        return src.frames
     if cfg.name == "synthetic":
         return generate(cfg.synthetic, cfg.seed)
     if cfg.name == "file":
@@ -326,9 +329,29 @@ def prepare_data(
     cfg: DataConfig, data_dir: str | os.PathLike | None = None, *, progress: bool = False
 ) -> PreparedData:
     """Load (or build and cache) the dataset described by ``cfg``; see the module docstring."""
-    root = resolve_data_dir(data_dir)
     t0 = time.perf_counter()
-    src = resolve_source(cfg, root, progress=progress)
+    return _prepare(cfg, resolve_source(cfg, resolve_data_dir(data_dir), progress=progress), t0)
+
+
+def frame_source(raw: pl.DataFrame, features: pl.DataFrame | None, name: str = "frame") -> Source:
+    """The source of an in-memory log: identified by a hash of its content (same frame -> same cache entry)."""
+    digest = hashlib.sha256()
+    for frame in (raw, features):
+        if frame is not None:
+            digest.update(",".join(f"{c}:{t}" for c, t in frame.schema.items()).encode())
+            digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
+    identity = {"frame": digest.hexdigest(), "rows": raw.height}
+    return Source(name, identity, f"in-memory frame ({raw.height:,} rows)", FILE_DEFAULT_KCORE,
+                  frames=(raw, features))
+
+
+def prepare_frame(cfg: DataConfig, raw: pl.DataFrame, features: pl.DataFrame | None = None) -> PreparedData:
+    """:func:`prepare_data` for a raw interaction frame (``user``, ``item``, ``timestamp``) already in memory:
+    the same preprocessing, split and cache, keyed by the frame's content."""
+    return _prepare(cfg, frame_source(raw, features), time.perf_counter())
+
+
+def _prepare(cfg: DataConfig, src: Source, t0: float) -> PreparedData:
     key = cache_key(cfg, src)
     entry = resolve_cache_root() / f"{_safe_name(src.name)}-{key[:12]}"
     if cfg.cache and (entry / "meta.json").is_file():
