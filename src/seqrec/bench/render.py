@@ -51,6 +51,9 @@ def col_header(c: Column) -> str:
 def best_cells(p: Pivot, columns: Sequence[Column]) -> set[tuple[int, str]]:
     """(row index, column key) of the highest value per dataset among models, for the ``best`` columns."""
     out: set[tuple[int, str]] = set()
+    per_ds: dict[Any, int] = {}
+    for r in p.rows:
+        per_ds[r.key["data.name"]] = per_ds.get(r.key["data.name"], 0) + 1
     for c in columns:
         if not c.best:
             continue
@@ -62,7 +65,8 @@ def best_cells(p: Pivot, columns: Sequence[Column]) -> set[tuple[int, str]]:
                 top[ds] = max(top.get(ds, float("-inf")), float(s.mean))  # type: ignore[arg-type]
         for i, r in enumerate(p.rows):
             s = r.stats.get(c.key)
-            if s is not None and s.known and len(p.rows) > 1 and s.mean == top[r.key["data.name"]]:
+            ds = r.key["data.name"]
+            if s is not None and s.known and per_ds[ds] > 1 and s.mean == top[ds]:  # one row: nothing to beat
                 out.add((i, c.key))
     return out
 
