@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seqrec.bench.grid import label_name
-from seqrec.bench.pivot import BASELINE, CI_METRIC, KEY_COLUMNS, Column, Pivot, PivotRow, Stat, select_columns
+from seqrec.bench.pivot import (
+    BASELINE,
+    CI_METRIC,
+    KEY_COLUMNS,
+    BaselineRow,
+    Column,
+    Pivot,
+    PivotRow,
+    Stat,
+    select_columns,
+)
 from seqrec.bench.store import CellRow
 
 AXIS_HEADERS = {"model.name": "Model", "data.name": "Dataset", "data.max_len": "max_len"}
@@ -78,7 +88,7 @@ def _value(r: PivotRow, c: Column, best: bool) -> TCell:
     return TCell(s.text(c.fmt), best)
 
 
-def baseline_label(b: Any) -> str:
+def baseline_label(b: BaselineRow) -> str:
     return "any" if b.distinct == 1 else ", ".join(str(x) for x in b.max_lens)
 
 
