@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seqrec.bench.report import COLUMNS, write_report
+from seqrec.bench.pivot import COLUMNS
+from seqrec.bench.report import write_report
 from seqrec.bench.runner import run_bench
 from seqrec.bench.store import ResultStore
 

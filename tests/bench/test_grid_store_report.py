@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import csv
-import io
+import html
+import json
 import re
 import shutil
 import sqlite3
@@ -14,11 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 from seqrec.bench.grid import expand, load_grid, parse_grid
-from seqrec.bench.report import aggregate, write_report
+from seqrec.bench.report import write_report
 from seqrec.bench.runner import _failure_reason, cell_metrics, dataset_unavailable, run_bench
 from seqrec.bench.store import ResultStore
 from seqrec.cli import app
-from seqrec.config import build_config, config_to_dict
+from seqrec.config import build_config
 from seqrec.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,61 +118,7 @@ def test_cell_metrics_flattens_metrics_json():
     assert m["valid/NDCG@10"] == (0.2,) and m["popularity/NDCG@10"] == (0.01,)
 
 
-def test_aggregate_over_seeds():
-    one = aggregate([(0.5, 0.4, 0.6)])
-    assert (one.mean, one.low, one.high, one.n) == (0.5, 0.4, 0.6, 1)
-    two = aggregate([(1.0, None, None), (3.0, None, None)])
-    assert two.mean == 2.0 and two.n == 2
-    assert two.high - two.mean == pytest.approx(12.706 * 2**0.5 / 2**0.5)  # t(1) * sd / sqrt(n), sd = sqrt(2)
-    assert aggregate([(None, None, None)]).mean is None
-
-
-# -- a fabricated store: reports without training ------------------------------------------------------------
-
-
-def fake_store(directory: Path, scale: float = 1.0) -> None:
-    store = ResultStore.open(directory)
-    sweep = {"model.name": ["sasrec", "xlstm"], "data.name": ["synthetic", "ml-1m"], "data.max_len": [20, 50],
-             "train.seed": [1, 2]}
-    store.set_meta("grid", {"name": "fake", "sweep": sweep})
-    ids = []
-    i = 0
-    for model in sweep["model.name"]:
-        for ds in sweep["data.name"]:
-            for L in sweep["data.max_len"]:
-                for seed in sweep["train.seed"]:
-                    cfg = build_config({"data": {"name": ds, "max_len": L}, "model": {"name": model},
-                                        "train": {"seed": seed}})
-                    cid = f"c{i:03d}"
-                    ids.append(cid)
-                    labels = {"model.name": model, "data.name": ds, "data.max_len": L, "train.seed": seed}
-                    store.ensure_cell(cid, i, labels, config_to_dict(cfg))
-                    i += 1
-                    if ds == "ml-1m":
-                        store.set_status(cid, "skipped", "dataset 'ml-1m': not found under /nowhere")
-                        continue
-                    ndcg = scale * (0.1 + 0.001 * L + 0.01 * seed + (0.02 if model == "xlstm" else 0))
-                    history = [{"epoch": e, "train_loss": 5.0 - e, "grad_norm_max": 1.0, "lr": 0.001,
-                                "epoch_time_s": 0.01 * L, "throughput_seq_s": 1000.0, "peak_memory_mb": 300 + L,
-                                "cpu_util_pct": 90.0} for e in (1, 2)]
-                    metrics = {"epoch_time_max_s": 0.01 * L, "epoch_time_avg_s": 0.01 * L,
-                               "epoch_time_sum_s": 0.02 * L, "peak_memory_mb": 300.0 + L, "grad_norm_max": 1.0,
-                               "lr": 0.001, "train_loss": 3.0, "params": 1000 + L, "epochs_trained": 2,
-                               "throughput_seq_s": 1000.0,
-                               "test": {"NDCG@10": ndcg, "HR@10": 2 * ndcg, "MRR@10": ndcg / 2,
-                                        "Recall@10": 2 * ndcg, "Coverage@10": 0.5, "Surprisal@10": 0.3},
-                               "test_ci95": {"NDCG@10": [ndcg - 0.01, ndcg + 0.01]}}
-                    env = {"device": "cpu", "threads": 1, "seqrec": "0.1.0", "torch": "x", "python": "3",
-                           "git_commit": "abc", "utilisation_source": "cpu"}
-                    store.record_done(cid, history, cell_metrics(metrics, {"utilisation_pct": 90.0}), env, 1.0)
-    store.set_meta("cell_ids", ids)
-    store.close()
-
-
-@pytest.fixture
-def fake(tmp_path: Path) -> Path:
-    fake_store(tmp_path / "a")
-    return tmp_path / "a"
+# -- a fabricated store (tests/bench/bench_helpers.py): reports without training ------------------------
 
 
 def test_store_contents(fake: Path):
@@ -185,40 +131,6 @@ def test_store_contents(fake: Path):
     m = store.metrics(done.id)
     assert m["NDCG@10"][1] is not None and m["epoch_time_sum_s"][0] == pytest.approx(0.4)
     store.close()
-
-
-def test_report_files(fake: Path):
-    paths = write_report(fake)
-    md = paths.markdown.read_text()
-    assert md.startswith("## seqrec benchmark: fake")
-    assert "**Protocol:** split leave_one_out; ranking full catalogue; seen items filtered" in md
-    for header in ("EpochTime (Max, s)", "Peak memory (MiB)", "Utilization (%)", "GradientNorm (max)",
-                   "HitRate@10/test", "LR", "Loss/train", "TotalParams", "MRR@10/test", "NDCG@10/test",
-                   "Recall@10/test", "Epochs Trained", "Epoch Time (Avg, s)", "Epoch Time (Sum, s)",
-                   "Coverage@10/test", "Surprisal@10/test", "Throughput (seq/s)", "NDCG@10 95% CI (seeds)"):
-        assert header in md
-    assert "| sasrec | synthetic | 20 | 2 |" in md and "±" in md  # two seeds aggregated
-    assert "ml-1m" in md and "skipped: dataset 'ml-1m'" in md
-    rows = list(csv.DictReader(io.StringIO(paths.csv.read_text())))
-    assert len(rows) == 4 and rows[0]["seeds"] == "2"
-    assert float(rows[0]["NDCG@10"]) == pytest.approx(0.1 + 0.02 + 0.015)
-    page = paths.html.read_text()
-    assert page.count("data:image/png;base64,") == 5  # NDCG, HR, epoch time, memory, scatter
-    assert not re.search(r"(src|href)=\"(http|//)", page)  # self-contained
-    assert "Protocol:" in page and "<table>" in page
-
-
-def test_report_metric_subset_and_compare(fake: Path, tmp_path: Path):
-    paths = write_report(fake, metrics=["NDCG@10", "epoch_time_avg"])
-    header = paths.markdown.read_text().split("\n")[4]
-    assert "NDCG@10/test" in header and "HitRate@10/test" not in header
-    with pytest.raises(ConfigError, match="unknown column 'nope'"):
-        write_report(fake, metrics=["nope"])
-    fake_store(tmp_path / "b", scale=1.1)
-    cmp = write_report(fake, compare=tmp_path / "b", output=tmp_path / "cmp")
-    md = cmp.markdown.read_text()
-    assert "+10.0%" in md and "NDCG@10/test A" in md and "NDCG@10/test B" in md
-    assert cmp.html.is_file() and cmp.csv.read_text().startswith("model.name,data.name,data.max_len,NDCG@10_a")
 
 
 def test_cli_report_and_errors(fake: Path, tmp_path: Path):
@@ -266,22 +178,83 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],  # type: ignore[list-item]
+                          capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
 def test_html_renders_in_headless_chromium(fake: Path, tmp_path: Path):
     paths = write_report(fake)
     shot = tmp_path / "shot.png"
     profile = tmp_path / "chromium-profile"
-    proc = subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-         f"--screenshot={shot}", "--window-size=1400,3000", paths.html.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )
+    proc = _chromium("--enable-logging=stderr", "--v=0", f"--screenshot={shot}", "--window-size=1400,3000",
+                     paths.html.resolve().as_uri(), profile=profile)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert shot.is_file() and shot.stat().st_size > 10_000
     console_errors = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln and ("Error" in ln or "error" in ln)]
     assert not console_errors, console_errors  # no JavaScript or resource errors on the page
-    dom = subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", paths.html.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert dom.returncode == 0 and dom.stdout.count("<img") == 5 and "<table>" in dom.stdout
+    dom = _chromium("--dump-dom", paths.html.resolve().as_uri(), profile=profile)
+    assert dom.returncode == 0 and dom.stdout.count("<img") == 6  # 4 vs max_len, cost scatter, learning curves
+    assert 'id="key-table"' in dom.stdout and 'id="all-table"' in dom.stdout
+
+
+# Measures the key table after layout and writes the numbers into the DOM, which --dump-dom then returns.
+# Inserted into a test-only copy of the page; the report itself has no script.
+_PROBE = """<script>
+(function () {
+  const t = document.querySelector('#key-table');
+  const ths = Array.from(t.querySelectorAll('thead th'));
+  const wrap = t.closest('.wrap');
+  const first = t.querySelector('tbody td');
+  const all = document.querySelector('#all-table');
+  const allWrap = all.closest('.wrap');
+  const allFirst = all.querySelector('tbody td');
+  const left0 = allFirst.getBoundingClientRect().left, cell = all.querySelector('tbody td:nth-child(5)');
+  const cell0 = cell.getBoundingClientRect().left;
+  allWrap.scrollLeft = 400;  // the label columns stay, the others move
+  const out = {
+    width: window.innerWidth, height: window.innerHeight,
+    pageScrollWidth: document.documentElement.scrollWidth,
+    keyRight: Math.max(...ths.map(th => th.getBoundingClientRect().right)),
+    keyHeaderBottom: Math.max(...ths.map(th => th.getBoundingClientRect().bottom)),
+    firstRowBottom: first.getBoundingClientRect().bottom,
+    keyScroll: wrap.scrollWidth - wrap.clientWidth,
+    headers: ths.map(th => th.textContent),
+    headerClipped: ths.filter(th => th.scrollWidth > th.clientWidth).map(th => th.textContent),
+    stickyMoved: allFirst.getBoundingClientRect().left - left0,
+    otherMoved: cell.getBoundingClientRect().left - cell0,
+    allScrollable: allWrap.scrollWidth > allWrap.clientWidth,
+  };
+  document.body.setAttribute('data-probe', JSON.stringify(out));
+})();
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+def test_first_screen_shows_the_key_columns_at_1400px(seed_like: Path, tmp_path: Path):
+    """At 1400 x 900 the key table's header and first rows are on screen, with no horizontal scrolling."""
+    paths = write_report(seed_like)
+    profile = tmp_path / "chromium-profile"
+    shot = tmp_path / "first-screen.png"
+    proc = _chromium(f"--screenshot={shot}", "--window-size=1400,900", paths.html.resolve().as_uri(),
+                     profile=profile)
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    from PIL import Image
+
+    assert Image.open(shot).size == (1400, 900)
+    probe = tmp_path / "probe.html"
+    probe.write_text(paths.html.read_text().replace("</body>", _PROBE + "</body>"))
+    dom = _chromium("--window-size=1400,900", "--dump-dom", probe.resolve().as_uri(), profile=profile)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'data-probe="([^"]*)"', dom.stdout)
+    assert found, dom.stdout[:2000]
+    m = json.loads(html.unescape(found.group(1)))
+    assert m["width"] == 1400  # (--dump-dom's viewport is shorter than the screenshot's: 757 px here)
+    assert m["headers"] == ["Model", "Dataset", "max_len", "NDCG@10 [95% CI]", "HR@10", "MRR@10", "Recall@10",
+                            "Epoch time (avg, s)", "Peak memory (MiB)", "Params"]
+    assert m["keyRight"] <= m["width"] and m["keyScroll"] == 0, m  # every key column is visible
+    assert m["pageScrollWidth"] <= m["width"], m  # the page itself never scrolls sideways
+    assert m["firstRowBottom"] < m["height"], m  # header and the first row are on the first screen
+    assert not m["headerClipped"], m
+    assert m["allScrollable"] and m["stickyMoved"] == 0 and m["otherMoved"] < -100, m  # sticky label columns
