@@ -22,6 +22,7 @@ from seqrec.bench.store import ResultStore
 from seqrec.cli import app
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "--set", "data.synthetic.num_users=150", "--set", "data.synthetic.num_items=60",
     "--set", "data.synthetic.mean_length=12", "--set", "data.max_len=10", "--set", "train.epochs=2",
@@ -238,6 +239,10 @@ def _cases(world: Path) -> dict[str, tuple[list[str], str]]:
         "prepare split": (["data", "prepare", "--set", "data.split=random", "--data-dir", d], "data.split"),
         "bench grid missing": (["bench", str(files / "nogrid.yaml"), "--output", str(world / "bench")], "nogrid"),
         "bench grid key": (["bench", str(grid_bad), "--output", str(world / "bench")], "nope"),
+        "bench output read-only": (["bench", str(ROOT / "configs" / "bench" / "quickstart.yaml"), "--output",
+                                    str(ro / "bench")], "readonly"),
+        "bench output is a file": (["bench", str(ROOT / "configs" / "bench" / "quickstart.yaml"), "--output",
+                                    str(out_file)], "not-a-dir"),
         "report no store": (["report", str(world / "files")], "files"),
         "report missing dir": (["report", str(world / "nowhere")], "nowhere"),
     }

@@ -102,6 +102,26 @@ def publish_dir(target: str | os.PathLike, fill: Callable[[Path], None], *, prev
         raise
 
 
+def writable_location(path: Path) -> str | None:
+    """Why ``path`` (a directory to create or reuse) cannot be written, or None if it can.
+
+    The nearest existing ancestor must be a directory with a write bit set that this process may write (root
+    passes ``os.access`` even on ``r-x`` folders, so the mode bits are checked too: a folder marked read-only is
+    read-only for seqrec).
+    """
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return "no existing parent directory"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a directory"
+    mode = probe.stat().st_mode
+    if not (mode & 0o222) or not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return None
+
+
 def json_default(o: Any) -> Any:
     """``json.dumps(default=...)`` for numpy scalars/arrays and paths (the one such helper in seqrec)."""
     if isinstance(o, np.integer):

@@ -174,7 +174,11 @@ def protocol_line(config: dict) -> str:
     d, e, t = config.get("data", {}), config.get("eval", {}), config.get("train", {})
     ranking = "full catalogue" if e.get("protocol", "full") == "full" else (
         f"sampled ({e.get('num_negatives', '?')} {e.get('negative_sampler', '?')} negatives)")
-    kcore = f"k-core users ≥ {d.get('min_user_interactions', '?')}, items ≥ {d.get('min_item_interactions', '?')}"
+    def core(key: str) -> object:  # None: the dataset's default k-core (seqrec.data.datasets)
+        value = d.get(key, "?")
+        return "dataset default" if value is None else value
+
+    kcore = f"k-core users ≥ {core('min_user_interactions')}, items ≥ {core('min_item_interactions')}"
     seen = {True: "filtered", False: "kept"}.get(e.get("filter_seen"), "?")
     return (
         f"split {d.get('split', '?')}; ranking {ranking}; seen items {seen}; "

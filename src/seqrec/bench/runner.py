@@ -37,6 +37,7 @@ from seqrec.bench.grid import Cell, expand, load_grid
 from seqrec.bench.store import ResultStore
 from seqrec.config import Config, config_to_dict
 from seqrec.errors import DataError
+from seqrec.io import writable_location
 
 CELLS = "cells"
 LOCK = ".bench.lock"
@@ -195,6 +196,34 @@ def _record_finished(
     console.print(f"{tag}: [red]failed[/] ({why})", highlight=False)
 
 
+Active = dict[str, tuple[subprocess.Popen, Cell, Path, float, str]]  # cell id -> its running process and where
+
+
+def _reap(active: Active, store: ResultStore, summary: BenchSummary, console: Console, block: bool) -> None:
+    """Record every finished cell; with ``block``, wait until at least one has finished."""
+    while True:
+        for cid, (proc, cell, cell_dir, t0, tag) in list(active.items()):
+            code = proc.poll()
+            if code is not None:
+                del active[cid]
+                _record_finished(store, summary, cell, cell_dir, code, time.perf_counter() - t0, tag, console)
+                block = False
+        if not block or not active:
+            return
+        time.sleep(0.2)
+
+
+def _checked_output(output: str | Path) -> Path:
+    """The results directory, refused (one line) if it is a file or cannot be written, before any work."""
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise DataError(f"{output}: output path exists and is not a directory")
+    problem = writable_location(output)
+    if problem is not None:
+        raise DataError(f"{output}: cannot write the results directory ({problem})")
+    return output
+
+
 def run_bench(
     grid_path: str | Path,
     output: str | Path,
@@ -213,33 +242,21 @@ def run_bench(
     neighbours' load; the store's meta records ``jobs``).
     """
     console = console or Console(quiet=True)
+    output = _checked_output(output)
     grid = load_grid(grid_path)
     jobs = jobs if jobs is not None else (grid.jobs or 1)
     if jobs < 1:
         raise DataError(f"--jobs: expected a positive number of parallel cells, got {jobs}")
-    cells = expand(grid, overrides)
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise DataError(f"{output}: output path exists and is not a directory")
+    cells = expand(grid, overrides)  # every cell's config validated before anything is written
     output.mkdir(parents=True, exist_ok=True)
     lock = _lock(output)
     store = ResultStore.open(output)
     summary = BenchSummary(output=output, total=len(cells))
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-    active: dict[str, tuple[subprocess.Popen, Cell, Path, float, str]] = {}  # cell id -> its running process
+    active: Active = {}
 
     def reap(block: bool) -> None:
-        """Record every finished cell; with ``block``, wait until at least one has finished."""
-        while True:
-            for cid, (proc, cell, cell_dir, t0, tag) in list(active.items()):
-                code = proc.poll()
-                if code is not None:
-                    del active[cid]
-                    _record_finished(store, summary, cell, cell_dir, code, time.perf_counter() - t0, tag, console)
-                    block = False
-            if not block or not active:
-                return
-            time.sleep(0.2)
+        _reap(active, store, summary, console, block)
 
     try:
         store.set_meta("grid", grid.spec())

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import IO, Any
@@ -26,33 +25,13 @@ import yaml
 
 from seqrec.config import Config, build_config, dump_config
 from seqrec.errors import CheckpointError, ConfigError, DataError
-from seqrec.io import atomic_write_json, atomic_write_text
+from seqrec.io import atomic_write_json, atomic_write_text, writable_location
 from seqrec.train.checkpoint import WEIGHTS, load_weights, save_weights
 
 CONFIG, ITEMS, TITLES, METRICS = "config.yaml", "items.json", "item_titles.json", "metrics.json"
 LOCK = ".lock"
 RUN_FILES = (WEIGHTS, CONFIG, ITEMS, TITLES, METRICS, "history.jsonl", "history.csv", "last", "last.prev",
              "profile", "tensorboard", "wandb", "mlruns")  # what --overwrite removes (nothing else)
-
-
-def writable_location(path: Path) -> str | None:
-    """Why ``path`` (a directory to create or reuse) cannot be written, or None if it can.
-
-    The nearest existing ancestor must be a directory with a write bit set that this process may write (root
-    passes ``os.access`` even on ``r-x`` folders, so the mode bits are checked too: a folder marked read-only is
-    read-only for seqrec).
-    """
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            return "no existing parent directory"
-        probe = probe.parent
-    if not probe.is_dir():
-        return f"{probe} is not a directory"
-    mode = probe.stat().st_mode
-    if not (mode & 0o222) or not os.access(probe, os.W_OK | os.X_OK):
-        return f"{probe} is not writable"
-    return None
 
 
 class RunLock:
