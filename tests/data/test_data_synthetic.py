@@ -100,3 +100,27 @@ def test_output_is_pinned(monkeypatch):
     monkeypatch.setattr(synthetic, "SEEN_TABLE_BYTES", 120 * 37)  # 37 users per chunk: the chunked path
     cfg = SyntheticConfig(num_users=300, num_items=120, mean_length=15, num_topics=6, transition_strength=0.9)
     assert _digest(cfg, 11) == PINNED["many_chunks"]
+
+
+def test_repeat_prob_reconsumes_recent_history():
+    cfg = SyntheticConfig(num_users=600, num_items=300, mean_length=20, num_topics=10, repeat_prob=0.7)
+    users, items, times, _ = generate_arrays(cfg, 3)
+    order = np.argsort(users, kind="stable")
+    u, i, t = users[order], items[order], times[order]
+    same_user = u[1:] == u[:-1]
+    assert np.all(t[1:][same_user] > t[:-1][same_user])
+    consecutive = (i[1:] == i[:-1])[same_user].mean()
+    # share of interactions whose item the user consumed before (vectorised: first occurrences are not repeats)
+    pairs = u.astype(np.int64) * cfg.num_items + i
+    _, first = np.unique(pairs, return_index=True)
+    repeated = 1 - len(first) / len(pairs)
+    per_user_first = len(np.unique(u))  # a user's first interaction can never be a repeat
+    in_history = repeated * len(pairs) / (len(pairs) - per_user_first)
+    assert 0.6 < in_history < 0.8, in_history  # ~repeat_prob of the non-first interactions
+    assert 0.45 < consecutive < 0.7, consecutive  # the previous item with probability 0.6 (+ the window's share)
+    assert generate_arrays(cfg, 3)[1].tolist() == items.tolist()  # still deterministic by seed
+
+
+def test_repeat_prob_is_validated():
+    with pytest.raises(ValueError):
+        SyntheticConfig(repeat_prob=1.5)
