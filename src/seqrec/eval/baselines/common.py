@@ -1,0 +1,86 @@
+"""Pieces the baselines share: the popularity tie-breaker, the binary training matrix, the item Gram matrix.
+
+Every baseline is fitted on ``data.train`` only (what the neural models are trained on) and scores a chunk of
+left-padded histories ``(B, T)`` exactly like a model: no user id, no target, no future item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seqrec.data.sequences import PreparedData
+
+GRAM_BLOCK_ELEMENTS = 1 << 24  # a Gram column block and its dense user block hold at most this many floats
+
+
+class BaselineUnavailable(Exception):
+    """A baseline cannot be fitted on this data (e.g. EASE on a catalogue too large for a dense inverse).
+
+    Not a user error: callers report ``str(err)`` as a skipped row and carry on with the other baselines.
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name} skipped: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def popularity_tiebreak(item_popularity: np.ndarray) -> Tensor:
+    """(V + 1,) float32 in [0, 1): training popularity scaled below 1, so it orders items a score leaves tied."""
+    pop = np.asarray(item_popularity, dtype=np.float64)
+    return torch.from_numpy(pop / (pop.max(initial=0.0) + 1.0)).float()
+
+
+def train_user_items(data: PreparedData) -> tuple[np.ndarray, np.ndarray]:
+    """(users, items) int64 of the binary training matrix: each (user, item) pair once, sorted by item then user."""
+    lengths = data.train.lengths()
+    users = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    items = np.asarray(data.train.values, dtype=np.int64)
+    width = max(len(lengths), 1)
+    keys = np.unique(items * width + users)  # sorted: by item, then user
+    return keys % width, keys // width
+
+
+def item_gram_blocks(
+    data: PreparedData,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
+    max_elements: int = GRAM_BLOCK_ELEMENTS,
+) -> Iterator[tuple[int, Tensor]]:
+    """Column blocks of the item Gram matrix G = X^T X of the binary training matrix X (users x (V + 1)).
+
+    Yields ``(first, G[:, first:first + width])`` as dense (V + 1, width) float32 (exact counts up to 2^24 users).
+    Each block is one sparse (V + 1, U) x dense (U, width) product, so memory stays at a few blocks whatever V;
+    row and column 0 (padding) are zero. ``pairs``: ``train_user_items(data)`` if the caller already has it.
+    """
+    users, items = pairs if pairs is not None else train_user_items(data)
+    n_users, n_cols = max(len(data.train), 1), data.num_items + 1
+    xt = torch.sparse_coo_tensor(
+        torch.from_numpy(np.stack([items, users])), torch.ones(len(items)), (n_cols, n_users)
+    ).to_sparse_csr()  # (V + 1, U)
+    width = int(np.clip(max_elements // max(n_users, n_cols), 16, 1024))
+    bounds = np.searchsorted(items, np.arange(0, n_cols + width, width).clip(max=n_cols))
+    for block, first in enumerate(range(0, n_cols, width)):
+        last = min(n_cols, first + width)
+        lo, hi = bounds[block], bounds[block + 1]
+        dense = torch.zeros(n_users, last - first)  # (U, width): the users' rows of this column block
+        dense[torch.from_numpy(users[lo:hi]), torch.from_numpy(items[lo:hi] - first)] = 1.0
+        yield first, xt @ dense  # (V + 1, width)
+
+
+def item_gram(data: PreparedData) -> Tensor:
+    """The whole (V + 1, V + 1) float32 Gram matrix (only for catalogues that fit a dense square)."""
+    out = torch.zeros(data.num_items + 1, data.num_items + 1)
+    for first, block in item_gram_blocks(data):
+        out[:, first : first + block.shape[1]] = block
+    return out
+
+
+def recency_weights(history: Tensor, decay: float) -> Tensor:
+    """(B, T) float32: ``decay ** age`` per history position (age 0 = the last item), 0 at padding."""
+    T = history.shape[1]
+    age = torch.arange(T - 1, -1, -1, device=history.device, dtype=torch.float32)  # (T,) left padding: age = T-1-t
+    return torch.where(history > 0, decay**age, torch.zeros((), device=history.device))

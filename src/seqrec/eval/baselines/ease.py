@@ -1,0 +1,51 @@
+"""EASE (Steck, WWW 2019): a closed-form item-item linear model, ``B = I - P / diag(P)``, ``P = (X^T X + l2 I)^-1``.
+
+``X`` is the binary training matrix (users x items); ``B`` has a zero diagonal, and a history scores
+``x @ B`` with ``x`` its binary item vector (the left-padded history, as a model sees it). A fully padded history
+gets the popularity tie-breaker. The inverse is dense V x V (float64 for the solve, float32 kept), so catalogues
+above ``max_items`` (default 20,000: ~3 GiB for the float64 solve) raise :class:`BaselineUnavailable` instead.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from seqrec.data.sequences import PreparedData
+from seqrec.eval.baselines.common import BaselineUnavailable, item_gram, popularity_tiebreak
+
+MAX_ITEMS = 20_000
+
+
+class Ease:
+    def __init__(self, weights: Tensor, tiebreak: Tensor) -> None:
+        self.weights = weights  # (V + 1, V + 1) float32 B, row/column 0 and the diagonal zero
+        self.tiebreak = tiebreak  # (V + 1,) in [0, 1)
+
+    def __call__(self, history: Tensor) -> Tensor:
+        if self.weights.device != history.device:
+            self.weights, self.tiebreak = self.weights.to(history.device), self.tiebreak.to(history.device)
+        B = history.shape[0]
+        x = torch.zeros(B, len(self.tiebreak), device=history.device)  # (B, V + 1) binary history
+        x.scatter_(1, history, 1.0)
+        x[:, 0] = 0.0
+        scores = x @ self.weights  # (B, V + 1)
+        empty = (history == 0).all(dim=1)  # (B,) cold users: popularity
+        return torch.where(empty[:, None], self.tiebreak.expand(B, -1), scores)
+
+
+def fit(data: PreparedData, l2: float = 500.0, max_items: int = MAX_ITEMS) -> Ease:
+    if not l2 > 0:
+        raise ValueError(f"ease l2 must be > 0, got {l2}")
+    if data.num_items > max_items:
+        raise BaselineUnavailable(
+            "ease", f"{data.num_items} items > max_items={max_items} (EASE needs a dense items x items inverse)"
+        )
+    gram = item_gram(data)[1:, 1:].double()  # (V, V)
+    gram.diagonal().add_(l2)
+    precision = torch.cholesky_inverse(torch.linalg.cholesky(gram))  # P = (X^T X + l2 I)^-1, symmetric PD
+    weights = -precision / precision.diagonal()[None, :]  # B_ij = -P_ij / P_jj
+    weights.diagonal().zero_()
+    full = torch.zeros(data.num_items + 1, data.num_items + 1)
+    full[1:, 1:] = weights.float()
+    return Ease(full, popularity_tiebreak(data.item_popularity))
