@@ -179,9 +179,7 @@ def test_sknn_by_hand():
 def test_ease_matches_the_closed_form():
     data = make_prepared(TINY_TRAIN, 5)
     for l2 in (0.5, 10.0):
-        assert_scores(
-            scores_of("ease", data, TINY_HISTORIES, l2=l2), [ref_ease(data, h, l2) for h in TINY_HISTORIES]
-        )
+        assert_scores(scores_of("ease", data, TINY_HISTORIES, l2=l2), [ref_ease(data, h, l2) for h in TINY_HISTORIES])
     weights = fit_baseline("ease", data, l2=1.0).weights
     assert torch.all(weights.diagonal() == 0) and torch.all(weights[0] == 0) and torch.all(weights[:, 0] == 0)
 
