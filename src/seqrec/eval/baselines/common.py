@@ -6,6 +6,7 @@ left-padded histories ``(B, T)`` exactly like a model: no user id, no target, no
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -41,8 +42,16 @@ def train_user_items(data: PreparedData) -> tuple[np.ndarray, np.ndarray]:
     users = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
     items = np.asarray(data.train.values, dtype=np.int64)
     width = max(len(lengths), 1)
-    keys = np.unique(items * width + users)  # sorted: by item, then user
+    keys, _ = sorted_unique(items * width + users)  # by item, then user
     return keys % width, keys // width
+
+
+def sorted_unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique keys ascending, their counts): ``np.unique(..., return_counts=True)`` by one sort, several times
+    faster on ~10^6 int64 keys with this numpy."""
+    keys = np.sort(keys)
+    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
+    return keys[first], np.diff(np.r_[first, len(keys)])
 
 
 def item_gram_blocks(
@@ -58,9 +67,16 @@ def item_gram_blocks(
     """
     users, items = pairs if pairs is not None else train_user_items(data)
     n_users, n_cols = max(len(data.train), 1), data.num_items + 1
-    xt = torch.sparse_coo_tensor(
-        torch.from_numpy(np.stack([items, users])), torch.ones(len(items)), (n_cols, n_users)
-    ).to_sparse_csr()  # (V + 1, U)
+    row_starts = np.searchsorted(items, np.arange(n_cols + 1))  # pairs are sorted by item: CSR rows directly
+    with warnings.catch_warnings():  # torch flags sparse CSR as beta on every construction
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        xt = torch.sparse_csr_tensor(
+            torch.from_numpy(row_starts),
+            torch.from_numpy(users),
+            torch.ones(len(items)),
+            (n_cols, n_users),
+            check_invariants=False,  # sorted, in-range indices by construction
+        )  # (V + 1, U)
     width = int(np.clip(max_elements // max(n_users, n_cols), 16, 1024))
     bounds = np.searchsorted(items, np.arange(0, n_cols + width, width).clip(max=n_cols))
     for block, first in enumerate(range(0, n_cols, width)):

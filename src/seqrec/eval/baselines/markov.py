@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from seqrec.data.sequences import PreparedData
+from seqrec.eval.baselines.common import sorted_unique
 
 
 class Markov:
@@ -50,7 +51,7 @@ def fit(data: PreparedData, smoothing: float = 1.0) -> Markov:
     ends = offsets[1:-1] - 1  # ... unless position i ends a user's sequence
     follows[ends[(ends >= 0) & (ends < len(follows))]] = False
     prev, nxt = values[:-1][follows], values[1:][follows]
-    keys, counts = np.unique(prev * (V + 1) + nxt, return_counts=True)  # sorted by predecessor, then successor
+    keys, counts = sorted_unique(prev * (V + 1) + nxt)  # sorted by predecessor, then successor
     row_offsets = np.zeros(V + 2, dtype=np.int64)
     np.cumsum(np.bincount(keys // (V + 1), minlength=V + 1), out=row_offsets[1:])
     pop = np.asarray(data.item_popularity, dtype=np.float64).copy()
