@@ -12,7 +12,9 @@ from seqrec.data.sequences import EvalSet, PreparedData, Sequences
 from seqrec.data.split import leave_one_out
 from seqrec.eval.baselines import BASELINES, BaselineUnavailable, fit_baseline
 from seqrec.eval.baselines import ease as ease_mod
-from seqrec.eval.baselines.common import item_gram
+from seqrec.eval.baselines.common import item_gram, stable_topk
+from seqrec.eval.baselines.grid import grid_points
+from seqrec.eval.baselines.registry import GRID_FITTERS
 from seqrec.eval.ranking import evaluate, left_padded
 
 
@@ -233,6 +235,36 @@ def test_sknn_keeps_the_top_neighbours():
         np.testing.assert_allclose(kept, want, rtol=1e-5, atol=1e-7)  # the 5 largest similarities, in order
         nbr = model.neighbours[item].numpy()
         np.testing.assert_allclose(sim[item][nbr[kept > 0]], kept[kept > 0], rtol=1e-5)
+
+
+def test_sknn_ties_go_to_the_smaller_item_id():
+    data = make_prepared(TINY_TRAIN, 5)
+    model = fit_baseline("sknn", data, neighbours=1, decay=1.0)
+    # item 3's users {0, 1, 2}: items 1 ({0, 2}) and 2 ({0, 1}) are tied at 2 / sqrt(6); item 1 is kept
+    assert model.neighbours[3].tolist() == [1]
+    assert model.similarity[3].item() == pytest.approx(2 / math.sqrt(6))
+
+
+def test_stable_topk_matches_a_stable_sort():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        n, m = torch.randint(1, 12, (2,), generator=gen).tolist()
+        k = int(torch.randint(1, m + 1, (1,), generator=gen))
+        x = torch.randint(0, 4, (n, m), generator=gen).float()  # many ties
+        values, idx = stable_topk(x, k)
+        ref_values, ref_idx = x.sort(dim=1, descending=True, stable=True)
+        assert torch.equal(values, ref_values[:, :k]) and torch.equal(idx, ref_idx[:, :k])
+
+
+@pytest.mark.parametrize("name", ["sknn", "ease"])
+def test_grid_fitters_equal_one_fit_per_point(name):
+    data = random_prepared(seed=8, num_items=40)
+    grid = {"sknn": {"neighbours": [30, 3, 10], "decay": [1.0, 0.5]}, "ease": {"l2": [5.0, 50.0]}}[name]
+    hist = torch.from_numpy(left_padded(data.test.inputs, np.arange(len(data.test)), 10))
+    points = list(GRID_FITTERS[name](data, grid))
+    assert [p for p, _ in points] == grid_points(grid)
+    for params, scorer in points:
+        assert torch.equal(scorer(hist), fit_baseline(name, data, **params)(hist)), params
 
 
 def test_gram_blocks_match_a_dense_product():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -9,9 +10,9 @@ import pytest
 from seqrec.config import DataConfig, SyntheticConfig
 from seqrec.data import prepare_data
 from seqrec.errors import ConfigError
-from seqrec.eval.baselines import GRIDS, check_names, run_baselines, tune
+from seqrec.eval.baselines import BASELINES, GRIDS, check_names, run_baselines, tune
 from seqrec.eval.baselines import tuning as tuning_mod
-from seqrec.eval.baselines.tuning import grid_points
+from seqrec.eval.baselines.grid import grid_points
 
 
 def random_prepared(seed: int):
@@ -22,8 +23,9 @@ def random_prepared(seed: int):
 def test_grid_points_order_and_defaults():
     assert grid_points({}) == [{}]
     assert grid_points({"a": [1, 2], "b": ["x"]}) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
-    for grid in GRIDS.values():  # the first grid point is each fit function's default
-        assert all(len(v) == len(set(v)) for v in grid.values())
+    for name, grid in GRIDS.items():  # the first value of each grid is the fit function's default
+        defaults = inspect.signature(BASELINES[name]).parameters
+        assert all(len(v) == len(set(v)) and defaults[key].default == v[0] for key, v in grid.items()), name
 
 
 def test_tune_uses_validation_only(monkeypatch):

@@ -100,3 +100,18 @@ def recency_weights(history: Tensor, decay: float) -> Tensor:
     T = history.shape[1]
     age = torch.arange(T - 1, -1, -1, device=history.device, dtype=torch.float32)  # (T,) left padding: age = T-1-t
     return torch.where(history > 0, decay**age, torch.zeros((), device=history.device))
+
+
+def stable_topk(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Row-wise top-k of a (n, m) tensor, ordered by value descending then column ascending (``torch.topk`` leaves
+    ties in an unspecified order). So the top-k is a prefix of the top-(k + 1): truncating a fitted neighbour
+    table equals fitting with fewer neighbours. Reference: ``x.sort(dim=1, descending=True, stable=True)``."""
+    threshold = x.topk(k, dim=1).values[:, -1:]  # (n, 1) the k-th largest value of each row
+    above = x > threshold
+    tied = x == threshold
+    room = k - above.sum(dim=1, keepdim=True)  # how many tied entries still fit, lowest columns first
+    keep = above | (tied & (tied.cumsum(dim=1) <= room))  # exactly k per row
+    idx = keep.nonzero()[:, 1].view(x.shape[0], k)  # (n, k) columns ascending (nonzero is row-major)
+    values = x.gather(1, idx)
+    order = values.sort(dim=1, descending=True, stable=True).indices
+    return values.gather(1, order), idx.gather(1, order)

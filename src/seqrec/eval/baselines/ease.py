@@ -8,11 +8,15 @@ above ``max_items`` (default 20,000: ~3 GiB for the float64 solve) raise :class:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from seqrec.data.sequences import PreparedData
 from seqrec.eval.baselines.common import BaselineUnavailable, item_gram, popularity_tiebreak
+from seqrec.eval.baselines.grid import grid_points
 
 MAX_ITEMS = 20_000
 
@@ -35,17 +39,35 @@ class Ease:
 
 
 def fit(data: PreparedData, l2: float = 500.0, max_items: int = MAX_ITEMS) -> Ease:
-    if not l2 > 0:
-        raise ValueError(f"ease l2 must be > 0, got {l2}")
-    if data.num_items > max_items:
-        raise BaselineUnavailable(
-            "ease", f"{data.num_items} items > max_items={max_items} (EASE needs a dense items x items inverse)"
-        )
-    gram = item_gram(data)[1:, 1:].double()  # (V, V)
-    gram.diagonal().add_(l2)
-    precision = torch.cholesky_inverse(torch.linalg.cholesky(gram))  # P = (X^T X + l2 I)^-1, symmetric PD
-    weights = -precision / precision.diagonal()[None, :]  # B_ij = -P_ij / P_jj
+    return next(fit_grid(data, {"l2": [l2], "max_items": [max_items]}))[1]
+
+
+def fit_grid(data: PreparedData, grid: dict[str, list[Any]]) -> Iterator[tuple[dict[str, Any], Ease]]:
+    """One Gram matrix, one solve per grid point (``l2``, ``max_items``): what ``fit`` gives for each point."""
+    points = grid_points(grid)
+    for params in points:
+        if not params.get("l2", 500.0) > 0:
+            raise ValueError(f"ease l2 must be > 0, got {params['l2']}")
+    gram = None
+    for params in points:
+        l2, max_items = params.get("l2", 500.0), params.get("max_items", MAX_ITEMS)
+        if data.num_items > max_items:
+            raise BaselineUnavailable(
+                "ease", f"{data.num_items} items > max_items={max_items} (EASE needs a dense items x items inverse)"
+            )
+        if gram is None:
+            gram = item_gram(data)[1:, 1:].double()  # (V, V)
+        yield params, Ease(_solve(gram, float(l2), data.num_items), popularity_tiebreak(data.item_popularity))
+
+
+def _solve(gram: Tensor, l2: float, num_items: int) -> Tensor:
+    """(V + 1, V + 1) float32 B from the (V, V) float64 Gram matrix (left unchanged)."""
+    regularised = gram.clone()
+    regularised.diagonal().add_(l2)
+    precision = torch.cholesky_inverse(torch.linalg.cholesky(regularised))  # P = (X^T X + l2 I)^-1, SPD
+    del regularised
+    weights = precision.div_(-precision.diagonal()[None, :])  # B_ij = -P_ij / P_jj, in place
     weights.diagonal().zero_()
-    full = torch.zeros(data.num_items + 1, data.num_items + 1)
-    full[1:, 1:] = weights.float()
-    return Ease(full, popularity_tiebreak(data.item_popularity))
+    full = torch.zeros(num_items + 1, num_items + 1)
+    full[1:, 1:] = weights
+    return full

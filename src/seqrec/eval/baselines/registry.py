@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from seqrec.data.sequences import PreparedData
 from seqrec.errors import ConfigError
 from seqrec.eval.baselines import ease, markov, popularity, repeat_last, sknn
+from seqrec.eval.baselines.grid import GRIDS
 from seqrec.eval.ranking import Scorer
+
+__all__ = ["BASELINES", "GRIDS", "GRID_FITTERS", "check_names", "fit_baseline"]
 
 BASELINES: dict[str, Callable[..., Scorer]] = {
     "popularity": popularity.fit,
@@ -18,13 +21,11 @@ BASELINES: dict[str, Callable[..., Scorer]] = {
     "ease": ease.fit,
 }
 
-# Hyper-parameters tried on the validation split (``tuning.tune``); the first value of each is the default.
-GRIDS: dict[str, dict[str, list[Any]]] = {
-    "popularity": {},
-    "repeat_last": {},
-    "markov": {"smoothing": [1.0, 0.1, 10.0, 100.0]},
-    "sknn": {"neighbours": [100, 20, 50, 200], "decay": [0.8, 1.0, 0.9, 0.6, 0.4]},
-    "ease": {"l2": [500.0, 50.0, 100.0, 200.0, 1000.0, 2000.0, 5000.0]},
+# Baselines that fit a whole validation grid cheaper than one fit per point (one Gram matrix / neighbour table):
+# ``fit_grid(data, grid)`` yields (params, scorer) equal to ``fit(data, **params)`` for every grid point.
+GRID_FITTERS: dict[str, Callable[..., Iterator[tuple[dict[str, Any], Scorer]]]] = {
+    "sknn": sknn.fit_grid,
+    "ease": ease.fit_grid,
 }
 
 

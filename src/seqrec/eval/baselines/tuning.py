@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 from seqrec.data.sequences import PreparedData
-from seqrec.eval.baselines.registry import GRIDS, fit_baseline
+from seqrec.eval.baselines.grid import GRIDS, grid_points
+from seqrec.eval.baselines.registry import GRID_FITTERS, check_names, fit_baseline
 from seqrec.eval.ranking import evaluate
 
 
@@ -17,11 +17,6 @@ class Tuned:
     params: dict[str, Any]  # the chosen values
     metric: str  # what was maximised on validation, e.g. "NDCG@10"
     trials: list[dict[str, Any]] = field(default_factory=list)  # [{"params": {...}, "NDCG@10": x}] in grid order
-
-
-def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    keys = list(grid)
-    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
 def tune(
@@ -40,9 +35,13 @@ def tune(
         return Tuned(name=name, params={}, metric=metric)
     k = int(metric.split("@")[1])
     kwargs = {**eval_kwargs, "bootstrap": 0, "ks": sorted({*eval_kwargs.get("ks", ()), k})}
+    check_names([name])
+    if name in GRID_FITTERS:
+        fitted = GRID_FITTERS[name](data, grid)
+    else:
+        fitted = ((params, fit_baseline(name, data, **params)) for params in grid_points(grid))
     trials = []
-    for params in grid_points(grid):
-        scorer = fit_baseline(name, data, **params)
+    for params, scorer in fitted:
         result = evaluate(scorer, data.valid, data, max_len, **kwargs)
         trials.append({"params": params, metric: result.metrics[metric]})
     best = max(range(len(trials)), key=lambda i: (trials[i][metric], -i))
