@@ -94,7 +94,8 @@ def _cell(split: dict, key: str) -> str:
 
 def print_table(results: list[dict]) -> None:
     table = Table(title="baselines: leave-one-out, full ranking, test set (params tuned on validation NDCG@10)")
-    for col in ("dataset", "filter_seen", "baseline", "NDCG@10 [95% CI]", "HR@10 [95% CI]", "fit s", "params"):
+    cols = ("dataset", "filter_seen", "baseline", "NDCG@10 [95% CI]", "HR@10 [95% CI]", "fit s (cpu)", "params")
+    for col in cols:
         table.add_column(col)
     for res in results:
         for row in res["baselines"]:
@@ -104,12 +105,13 @@ def print_table(results: list[dict]) -> None:
             params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
             fs = str(res["protocol"].get("filter_seen", ""))
             test = row["test"]
-            fit_s = f"{row['fit_seconds']:.2f}"
+            fit_s = f"{row['fit_seconds']:.2f} ({row['fit_cpu_seconds']:.2f})"
             table.add_row(res["dataset"], fs, row["name"], _cell(test, "NDCG@10"), _cell(test, "HR@10"), fit_s, params)
-    Console().print(table)
+    console = Console(width=160)
+    console.print(table)
     for res in results:
         if res["warning"]:
-            Console().print(f"[yellow]{res['dataset']}: {res['warning']}[/yellow]")
+            console.print(f"[yellow]{res['dataset']}: {res['warning']}[/yellow]")
 
 
 def main(
@@ -117,7 +119,7 @@ def main(
     baselines: str = typer.Option(",".join(BASELINES), help="comma-separated baselines"),
     bootstrap: int = typer.Option(1000, help="bootstrap resamples for the 95% CIs"),
     batch_size: int = typer.Option(512, "--batch-size", help="users per scoring chunk"),
-    threads: int = typer.Option(2, help="torch threads"),
+    threads: int = typer.Option(1, help="torch threads (1: fit times comparable on a busy shared machine)"),
     out: Path = typer.Option(DEFAULT_OUT, help="JSON output"),
 ) -> None:
     torch.set_num_threads(threads)

@@ -12,7 +12,7 @@ from seqrec.data.sequences import EvalSet, PreparedData, Sequences
 from seqrec.data.split import leave_one_out
 from seqrec.eval.baselines import BASELINES, BaselineUnavailable, fit_baseline
 from seqrec.eval.baselines import ease as ease_mod
-from seqrec.eval.baselines.common import item_gram, stable_topk
+from seqrec.eval.baselines.common import item_gram, item_gram_blocks, stable_topk
 from seqrec.eval.baselines.grid import grid_points
 from seqrec.eval.baselines.registry import GRID_FITTERS
 from seqrec.eval.ranking import evaluate, left_padded
@@ -274,6 +274,9 @@ def test_gram_blocks_match_a_dense_product():
         X[u, seq] = 1.0
     X[:, 0] = 0
     assert np.array_equal(item_gram(data).numpy(), X.T @ X)
+    blocks = list(item_gram_blocks(data, max_elements=16 * (data.num_items + 1)))  # 16 columns per block
+    assert [first for first, _ in blocks] == list(range(0, data.num_items + 1, 16))
+    assert np.array_equal(torch.cat([b for _, b in blocks], dim=1).numpy(), X.T @ X)
 
 
 @pytest.mark.parametrize("name", list(BASELINES))

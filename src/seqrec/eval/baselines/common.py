@@ -15,7 +15,8 @@ from torch import Tensor
 
 from seqrec.data.sequences import PreparedData
 
-GRAM_BLOCK_ELEMENTS = 1 << 24  # a Gram column block and its dense user block hold at most this many floats
+GRAM_USER_BLOCK_ELEMENTS = 1 << 21  # dense (users x width) block: 8 MiB stays in cache (2.2 s vs 3.6 s on ML-1M)
+GRAM_BLOCK_ELEMENTS = 1 << 24  # the (V + 1, width) Gram column block it produces
 
 
 class BaselineUnavailable(Exception):
@@ -77,7 +78,7 @@ def item_gram_blocks(
             (n_cols, n_users),
             check_invariants=False,  # sorted, in-range indices by construction
         )  # (V + 1, U)
-    width = int(np.clip(max_elements // max(n_users, n_cols), 16, 1024))
+    width = int(np.clip(min(GRAM_USER_BLOCK_ELEMENTS // n_users, max_elements // n_cols), 16, 1024))
     bounds = np.searchsorted(items, np.arange(0, n_cols + width, width).clip(max=n_cols))
     for block, first in enumerate(range(0, n_cols, width)):
         last = min(n_cols, first + width)

@@ -10,8 +10,8 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "popularity": {},
     "repeat_last": {},
     "markov": {"smoothing": [1.0, 0.1, 10.0, 100.0]},
-    "sknn": {"neighbours": [100, 20, 50, 200], "decay": [0.8, 1.0, 0.9, 0.6, 0.4]},
-    "ease": {"l2": [500.0, 50.0, 100.0, 200.0, 1000.0, 2000.0, 5000.0]},
+    "sknn": {"neighbours": [100, 20, 50, 200], "decay": [0.8, 1.0, 0.6, 0.4, 0.2]},
+    "ease": {"l2": [500.0, 50.0, 150.0, 1500.0, 5000.0]},  # ~x3 steps: each point is one V x V solve
 }
 
 
