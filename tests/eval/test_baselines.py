@@ -10,7 +10,7 @@ import torch
 
 from seqrec.data.sequences import EvalSet, PreparedData, Sequences
 from seqrec.data.split import leave_one_out
-from seqrec.eval.baselines import BASELINES, BaselineUnavailable, fit_baseline
+from seqrec.eval.baselines import BASELINES, BaselineUnavailable, common, fit_baseline
 from seqrec.eval.baselines import ease as ease_mod
 from seqrec.eval.baselines.common import item_gram, item_gram_blocks, stable_topk
 from seqrec.eval.baselines.grid import grid_points
@@ -267,7 +267,7 @@ def test_grid_fitters_equal_one_fit_per_point(name):
         assert torch.equal(scorer(hist), fit_baseline(name, data, **params)(hist)), params
 
 
-def test_gram_blocks_match_a_dense_product():
+def test_gram_blocks_match_a_dense_product(monkeypatch):
     data = random_prepared(seed=3, num_items=50)
     X = np.zeros((len(data.train), data.num_items + 1))
     for u, seq in enumerate(data.train.tolist()):
@@ -276,6 +276,9 @@ def test_gram_blocks_match_a_dense_product():
     assert np.array_equal(item_gram(data).numpy(), X.T @ X)
     blocks = list(item_gram_blocks(data, max_elements=16 * (data.num_items + 1)))  # 16 columns per block
     assert [first for first, _ in blocks] == list(range(0, data.num_items + 1, 16))
+    assert np.array_equal(torch.cat([b for _, b in blocks], dim=1).numpy(), X.T @ X)
+    monkeypatch.setattr(common, "GRAM_USER_BLOCK_ELEMENTS", 16 * 7)  # 7 users per dense block: the chunked sum
+    blocks = list(item_gram_blocks(data))
     assert np.array_equal(torch.cat([b for _, b in blocks], dim=1).numpy(), X.T @ X)
 
 

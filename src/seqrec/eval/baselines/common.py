@@ -63,29 +63,42 @@ def item_gram_blocks(
     """Column blocks of the item Gram matrix G = X^T X of the binary training matrix X (users x (V + 1)).
 
     Yields ``(first, G[:, first:first + width])`` as dense (V + 1, width) float32 (exact counts up to 2^24 users).
-    Each block is one sparse (V + 1, U) x dense (U, width) product, so memory stays at a few blocks whatever V;
-    row and column 0 (padding) are zero. ``pairs``: ``train_user_items(data)`` if the caller already has it.
+    Each block is a sum over user chunks of sparse (V + 1, users) x dense (users, width) products, with at most
+    ``GRAM_USER_BLOCK_ELEMENTS`` in a dense user block, so memory stays bounded whatever V and U; row and column
+    0 (padding) are zero. ``pairs``: ``train_user_items(data)`` if the caller already has it.
     """
     users, items = pairs if pairs is not None else train_user_items(data)
     n_users, n_cols = max(len(data.train), 1), data.num_items + 1
-    row_starts = np.searchsorted(items, np.arange(n_cols + 1))  # pairs are sorted by item: CSR rows directly
+    width = int(np.clip(min(GRAM_USER_BLOCK_ELEMENTS // n_users, max_elements // n_cols), 16, 1024))
+    chunk = max(1, GRAM_USER_BLOCK_ELEMENTS // width)  # users per dense block (all of them unless U is huge)
+    parts = []  # per user chunk: (X_c^T as CSR (V + 1, chunk), its users - u0, its items), still sorted by item
+    for u0 in range(0, n_users, chunk):
+        keep = (users >= u0) & (users < u0 + chunk)
+        parts.append((_csr_by_item(users[keep] - u0, items[keep], n_cols, min(chunk, n_users - u0)),
+                      users[keep] - u0, items[keep]))  # fmt: skip
+    for first in range(0, n_cols, width):
+        last = min(n_cols, first + width)
+        block = torch.zeros(n_cols, last - first)  # (V + 1, width)
+        for xt, c_users, c_items in parts:
+            lo, hi = np.searchsorted(c_items, [first, last])
+            dense = torch.zeros(xt.shape[1], last - first)  # (chunk, width): the users' rows of this column block
+            dense[torch.from_numpy(c_users[lo:hi]), torch.from_numpy(c_items[lo:hi] - first)] = 1.0
+            block += xt @ dense
+        yield first, block
+
+
+def _csr_by_item(users: np.ndarray, items: np.ndarray, n_cols: int, n_users: int) -> Tensor:
+    """(n_cols, n_users) sparse CSR of ones at (items, users); the pairs must be sorted by item then user."""
+    row_starts = np.searchsorted(items, np.arange(n_cols + 1))
     with warnings.catch_warnings():  # torch flags sparse CSR as beta on every construction
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        xt = torch.sparse_csr_tensor(
+        return torch.sparse_csr_tensor(
             torch.from_numpy(row_starts),
             torch.from_numpy(users),
             torch.ones(len(items)),
             (n_cols, n_users),
             check_invariants=False,  # sorted, in-range indices by construction
-        )  # (V + 1, U)
-    width = int(np.clip(min(GRAM_USER_BLOCK_ELEMENTS // n_users, max_elements // n_cols), 16, 1024))
-    bounds = np.searchsorted(items, np.arange(0, n_cols + width, width).clip(max=n_cols))
-    for block, first in enumerate(range(0, n_cols, width)):
-        last = min(n_cols, first + width)
-        lo, hi = bounds[block], bounds[block + 1]
-        dense = torch.zeros(n_users, last - first)  # (U, width): the users' rows of this column block
-        dense[torch.from_numpy(users[lo:hi]), torch.from_numpy(items[lo:hi] - first)] = 1.0
-        yield first, xt @ dense  # (V + 1, width)
+        )
 
 
 def item_gram(data: PreparedData) -> Tensor:

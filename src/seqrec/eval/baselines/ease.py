@@ -2,8 +2,9 @@
 
 ``X`` is the binary training matrix (users x items); ``B`` has a zero diagonal, and a history scores
 ``x @ B`` with ``x`` its binary item vector (the left-padded history, as a model sees it). A fully padded history
-gets the popularity tie-breaker. The inverse is dense V x V (float64 for the solve, float32 kept), so catalogues
-above ``max_items`` (default 20,000: ~3 GiB for the float64 solve) raise :class:`BaselineUnavailable` instead.
+gets the popularity tie-breaker. The inverse is dense V x V (float64 for the solve, float32 kept): the fit peaks at
+two or three float64 V x V matrices (6-10 GB at 20,000 items, a minute or more of CPU), so catalogues above
+``max_items`` (default 20,000) raise :class:`BaselineUnavailable` instead.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def fit_grid(data: PreparedData, grid: dict[str, list[Any]]) -> Iterator[tuple[d
         if not params.get("l2", 500.0) > 0:
             raise ValueError(f"ease l2 must be > 0, got {params['l2']}")
     gram = None
-    for params in points:
+    for n, params in enumerate(points):
         l2, max_items = params.get("l2", 500.0), params.get("max_items", MAX_ITEMS)
         if data.num_items > max_items:
             raise BaselineUnavailable(
@@ -57,16 +58,20 @@ def fit_grid(data: PreparedData, grid: dict[str, list[Any]]) -> Iterator[tuple[d
             )
         if gram is None:
             gram = item_gram(data)[1:, 1:].double()  # (V, V)
-        yield params, Ease(_solve(gram, float(l2), data.num_items), popularity_tiebreak(data.item_popularity))
+        last = n == len(points) - 1  # the last solve may consume the Gram matrix: one V x V copy less
+        weights = _solve(gram if last else gram.clone(), float(l2), data.num_items)
+        yield params, Ease(weights, popularity_tiebreak(data.item_popularity))
 
 
 def _solve(gram: Tensor, l2: float, num_items: int) -> Tensor:
-    """(V + 1, V + 1) float32 B from the (V, V) float64 Gram matrix (left unchanged)."""
-    regularised = gram.clone()
-    regularised.diagonal().add_(l2)
-    precision = torch.cholesky_inverse(torch.linalg.cholesky(regularised))  # P = (X^T X + l2 I)^-1, SPD
-    del regularised
-    weights = precision.div_(-precision.diagonal()[None, :])  # B_ij = -P_ij / P_jj, in place
+    """(V + 1, V + 1) float32 B from a (V, V) float64 Gram matrix, which is overwritten (regularised)."""
+    gram.diagonal().add_(l2)
+    chol = torch.linalg.cholesky(gram)
+    del gram
+    precision = torch.cholesky_inverse(chol)  # P = (X^T X + l2 I)^-1, symmetric positive definite
+    del chol
+    diag = precision.diagonal().clone()  # a copy: the in-place division below rewrites the diagonal
+    weights = precision.div_(-diag[None, :])  # B_ij = -P_ij / P_jj
     weights.diagonal().zero_()
     full = torch.zeros(num_items + 1, num_items + 1)
     full[1:, 1:] = weights
