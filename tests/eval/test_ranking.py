@@ -25,15 +25,9 @@ def make_data(num_users=2000, num_items=500, seed=0, hist_len=(1, 30)):
     es = EvalSet(users=np.arange(num_users), inputs=inputs, targets=targets)
     pop = np.bincount(inputs.values, minlength=num_items + 1).astype(np.int64)
     data = PreparedData(
-        name="toy",
-        num_users=num_users,
-        num_items=num_items,
-        train=inputs,
-        valid=es,
-        test=es,
+        name="toy", num_users=num_users, num_items=num_items, train=inputs, valid=es, test=es,
         item_ids=np.array(["<pad>", *map(str, range(1, num_items + 1))]),
-        user_ids=np.array([str(u) for u in range(num_users)]),
-        item_popularity=pop,
+        user_ids=np.array([str(u) for u in range(num_users)]), item_popularity=pop,
     )
     return data, es
 
