@@ -48,6 +48,7 @@ class SyntheticConfig(_Section):
     popularity_exponent: float = Field(1.0, ge=0)  # Zipf exponent of item popularity
     num_topics: int = Field(20, ge=1)  # latent user tastes / item clusters
     transition_strength: float = Field(0.6, ge=0, le=1)  # share of next items drawn from item-to-item transitions
+    repeat_prob: float = Field(0.0, ge=0, le=1)  # share of next items re-consumed from the user's recent history
 
 
 class DataConfig(_Section):

@@ -11,6 +11,10 @@ The generator is built so that order matters, i.e. a sequential model can beat p
   topic (20%) or any topic (5%);
 * a user never gets the same item twice (as in MovieLens): an already-seen item is redrawn up to 3 times from
   the user's topics, then once uniformly; a draw still seen is skipped, so a few users end slightly shorter;
+* except by a deliberate repeat (``repeat_prob`` > 0, e.g. music or grocery logs): with that probability the next
+  item is re-consumed from the user's own history, the previous item with probability 0.6, else one of the
+  last 5 items uniformly (the previous one included). With ``repeat_prob == 0`` no extra random number is drawn,
+  so the output is exactly that of the generator before the option existed;
 * sequence lengths are ``min_length + Geometric`` with mean ``mean_length`` (capped at 20x the mean);
   timestamps increase per user (start uniform over ~3 years, exponential gaps averaging one day);
 * items get text attributes (title, category, brand, description) composed from word lists, for text models.
@@ -33,6 +37,8 @@ SEEN_TABLE_BYTES = 1 << 25  # per-chunk seen-item table (users x items booleans)
 START_TIME = 1_500_000_000  # 2017-07-14, unix seconds
 TIME_SPAN = 3 * 365 * 86_400
 MEAN_GAP = 86_400
+REPEAT_PREVIOUS = 0.6  # a repeat re-consumes the previous item with this probability ...
+REPEAT_WINDOW = 5  # ... else one of the last REPEAT_WINDOW items uniformly
 
 _CATEGORIES = [
     "Outdoor Gear", "Kitchen Tools", "Board Games", "Science Fiction", "Jazz Records", "Garden Supplies",
@@ -94,6 +100,15 @@ def _lengths(rng: np.random.Generator, cfg: SyntheticConfig) -> np.ndarray:
     extra = rng.geometric(1.0 / (extra_mean + 1.0), size=cfg.num_users) - 1
     cap = max(cfg.min_length, int(20 * cfg.mean_length))
     return np.minimum(cfg.min_length + extra, cap).astype(np.int64)
+
+
+def _repeat_items(rng: np.random.Generator, values: np.ndarray, starts: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """One item per user from its own recent history (``fill`` >= 1 items written from ``starts``), see module doc."""
+    window = np.minimum(fill, REPEAT_WINDOW)
+    back = np.where(
+        rng.random(len(fill)) < REPEAT_PREVIOUS, 0, (rng.random(len(fill)) * window).astype(np.int64)
+    )  # 0 = the previous item
+    return values[starts + fill - 1 - np.minimum(back, window - 1)]
 
 
 def generate_arrays(cfg: SyntheticConfig, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -161,15 +176,19 @@ def generate_arrays(cfg: SyntheticConfig, seed: int) -> tuple[np.ndarray, np.nda
                 cand[draw] = _draw(order, key, topics[draw], rng.random(len(draw)))
             else:
                 cand = _draw(order, key, topics, rng.random(a))
+            repeat = np.zeros(a, dtype=bool)  # users re-consuming a history item: exempt from the seen check
+            if cfg.repeat_prob > 0 and t > 0:  # guarded: repeat_prob == 0 draws nothing (pinned output)
+                repeat = (fill[users_t] > 0) & (rng.random(a) < cfg.repeat_prob)
+                cand[repeat] = _repeat_items(rng, values, offsets[users_t[repeat]], fill[users_t[repeat]])
             for attempt in range(MAX_RETRIES + 1):
-                clash = np.flatnonzero(seen[base + cand])
+                clash = np.flatnonzero(seen[base + cand] & ~repeat)
                 if len(clash) == 0:
                     break
                 if attempt < MAX_RETRIES:
                     cand[clash] = _draw(order, key, topics[clash], rng.random(len(clash)))
                 else:
                     cand[clash] = rng.integers(0, n_items, len(clash))  # last resort: any item
-            ok = ~seen[base + cand]
+            ok = ~seen[base + cand] | repeat
             base, users_t, cand = base[ok], users_t[ok], cand[ok]
             seen[base + cand] = True
             values[offsets[users_t] + fill[users_t]] = cand
