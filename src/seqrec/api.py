@@ -40,7 +40,7 @@ from seqrec.io import atomic_write_text
 from seqrec.models import build_model
 from seqrec.models.base import SequenceModel
 from seqrec.train.callbacks import Callback
-from seqrec.train.run import build_for, check_against_data, evaluate_split, item_titles, train_model
+from seqrec.train.run import build_for, check_against_data, evaluate_split, item_titles, repeat_warning, train_model
 from seqrec.train.rundir import RunLock, read_run, write_run
 from seqrec.train.runtime import setup_process
 
@@ -240,6 +240,9 @@ class Recommender:
             try:
                 data = self._data(dataset, data_dir)
                 check_against_data(config, data)
+                warning = repeat_warning(data, config)
+                if warning is not None:
+                    console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
                 if tc.profile or tc.dry_run:
                     self.report = self._probe(data, device, out, console)
                     return self

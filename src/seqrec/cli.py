@@ -61,6 +61,22 @@ def metrics_table(title: str, block: dict, splits: tuple[str, ...] = ("valid", "
     return table
 
 
+def baselines_table(metrics: dict) -> Table:
+    """Each evaluated baseline's test NDCG@10 [95% CI], HR@10, fit time and chosen parameters."""
+    table = Table(title="baselines (same split and protocol, test)")
+    for col in ("baseline", "NDCG@10", "95% CI", "HR@10", "fit s", "params"):
+        table.add_column(col, justify="left" if col in ("baseline", "params") else "right")
+    for name, b in (metrics.get("baselines") or {}).items():
+        if "skipped" in b:
+            table.add_row(name, "", "", "", "", f"skipped: {b['skipped']}")
+            continue
+        ci = (b.get("test_ci95") or {}).get("NDCG@10")
+        table.add_row(name, f"{b['test']['NDCG@10']:.4f}", f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "",
+                      f"{b['test']['HR@10']:.4f}", f"{b.get('fit_seconds', 0.0):.2f}",
+                      ", ".join(f"{k}={v}" for k, v in (b.get("params") or {}).items()))
+    return table
+
+
 @data_app.command("prepare")
 def data_prepare(
     config: Annotated[Path | None, typer.Option("--config", help="YAML config file")] = None,
@@ -71,10 +87,17 @@ def data_prepare(
     try:
         from seqrec.config import load_config
         from seqrec.data import describe, prepare_data
+        from seqrec.eval.diagnostics import repeat_diagnostics
 
         cfg = load_config(config, set_)
         prepared = prepare_data(cfg.data, data_dir, progress=True)
         stats = describe(prepared)
+        for split, eval_set in (("valid", prepared.valid), ("test", prepared.test)):
+            repeats = repeat_diagnostics(eval_set, cfg.eval.filter_seen)
+            stats[f"{split}_target_in_input"] = round(repeats.target_in_input, 4)
+            stats[f"{split}_target_is_last_input"] = round(repeats.target_is_last, 4)
+            stats[f"{split}_reachable_with_filter_seen"] = round(repeats.reachable, 4)
+        warning = repeats.warning()  # the test split's
     except SeqrecError as err:
         _fail(err)
     table = Table(title=f"dataset {prepared.name} ({cfg.data.split})")
@@ -83,6 +106,8 @@ def data_prepare(
     for k, v in stats.items():
         table.add_row(k, f"{v:,.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
     out.print(table)
+    if warning is not None:
+        console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -141,9 +166,14 @@ def train(
     metrics = rec.metrics
     assert metrics is not None
     out.print(metrics_table(f"{cfg.model.name} — {metrics['protocol']['ranking']} ranking", metrics))
-    pop = metrics["baselines"]["popularity"]["test"]
+    out.print(baselines_table(metrics))
+    reachable = metrics.get("repeats", {}).get("test", {}).get("reachable", 1.0)
+    if reachable < 1.0:
+        from seqrec.eval.diagnostics import capped
+
+        out.print(f"test {capped('HR@10', metrics['test']['HR@10'], reachable)} (seen items filtered)",
+                  highlight=False)
     out.print(
-        f"popularity baseline test NDCG@10 {pop['NDCG@10']:.4f} HR@10 {pop['HR@10']:.4f}; "
         f"{metrics['epochs_trained']} epochs (best {metrics['best_epoch']}), "
         f"{metrics['total_time_s']:.1f} s total; wrote {output}/"
     )

@@ -18,6 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from seqrec.errors import ConfigError
 
 METRIC_NAMES = "HR|NDCG|MRR|Recall|Coverage|Surprisal"
+# Baseline scorers (seqrec.eval.baselines.BASELINES has exactly these keys; a test checks it). Listed here so the
+# config validates eval.baselines without importing the evaluation layer.
+BASELINE_NAMES = ("popularity", "repeat_last", "markov", "sknn", "ease")
+BaselineName = Literal["popularity", "repeat_last", "markov", "sknn", "ease"]
+BASELINE_PARAMS = {  # the keyword parameters of each baseline's fit (the same test checks these)
+    "popularity": (), "repeat_last": (), "markov": ("smoothing",), "sknn": ("neighbours", "decay"),
+    "ease": ("l2", "max_items"),
+}
 MONITOR = re.compile(rf"(?:{METRIC_NAMES})@[1-9][0-9]*")
 
 
@@ -156,6 +164,10 @@ class EvalConfig(_Section):
     negative_sampler: Literal["uniform", "popularity"] = "uniform"
     bootstrap: int = Field(1000, ge=0)  # resamples for 95% confidence intervals (0: none)
     seed: int = 0  # sampled negatives and bootstrap
+    # Simple baselines evaluated beside every model (metrics.json "baselines", the CLI table, benchmark rows)
+    baselines: list[BaselineName] = Field(default_factory=lambda: ["popularity"])
+    tune_baselines: bool = True  # choose baseline hyper-parameters on validation NDCG@10 (never on test)
+    baseline_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # fixed parameters: no tuning
 
 
 class Config(_Section):
@@ -258,7 +270,21 @@ def build_config(tree: dict | None = None, overrides: list[str] | None = None) -
     if config.loss.name not in LOSSES:
         raise ConfigError(f"config key 'loss.name': unknown loss {config.loss.name!r} (allowed: {', '.join(LOSSES)})")
     model_config_from_section(config.model)
+    _check_baseline_params(config.eval)
     return config
+
+
+def _check_baseline_params(ec: EvalConfig) -> None:
+    """eval.baseline_params: only for listed baselines, only parameters their fit function takes."""
+    for name, params in ec.baseline_params.items():
+        if name not in ec.baselines:
+            raise ConfigError(f"config key 'eval.baseline_params.{name}': {name!r} is not in eval.baselines "
+                              f"({', '.join(ec.baselines)})")
+        accepted = BASELINE_PARAMS[name]
+        for key in params:
+            if key not in accepted:
+                raise ConfigError(f"config key 'eval.baseline_params.{name}.{key}': unknown parameter "
+                                  f"(allowed: {', '.join(accepted) or 'none'})")
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:

@@ -71,3 +71,40 @@ def test_run_baselines_reports_and_skips():
 def test_unknown_baseline_is_a_config_error():
     with pytest.raises(ConfigError, match="eval.baselines: unknown baseline 'knn'"):
         check_names(["popularity", "knn"])
+
+
+def test_config_names_are_the_registry():
+    from typing import get_args
+
+    import inspect
+
+    from seqrec.config import BASELINE_NAMES, BASELINE_PARAMS, BaselineName
+    from seqrec.eval.baselines import BASELINES
+
+    assert tuple(BASELINES) == BASELINE_NAMES == get_args(BaselineName) == tuple(BASELINE_PARAMS)
+    for name, fit in BASELINES.items():
+        assert tuple(p for p in inspect.signature(fit).parameters if p != "data") == BASELINE_PARAMS[name]
+
+
+def test_baselines_in_metrics_json_and_bad_params_rejected(tmp_path):
+    import pytest
+
+    from seqrec.api import Recommender
+    from seqrec.config import build_config
+    from seqrec.errors import ConfigError
+
+    tiny = {"data": {"synthetic": {"num_users": 120, "num_items": 50, "mean_length": 12}, "max_len": 10},
+            "model": {"hidden": 16}, "train": {"epochs": 1, "progress": False, "threads": 1},
+            "eval": {"bootstrap": 10, "baselines": ["popularity", "markov", "ease"],
+                     "baseline_params": {"ease": {"l2": 10.0}}}}
+    m = Recommender.from_config(tiny).fit(output_dir=tmp_path / "run", data_dir=tmp_path).metrics
+    assert set(m["baselines"]) == {"popularity", "markov", "ease"}
+    assert m["baselines"]["ease"]["params"] == {"l2": 10.0} and "NDCG@10" in m["baselines"]["markov"]["test"]
+    assert "smoothing" in m["baselines"]["markov"]["params"]  # tuned on validation
+    assert 0 < m["repeats"]["test"]["reachable"] <= 1
+    with pytest.raises(ConfigError, match="eval.baseline_params.ease.lambda"):
+        build_config({"eval": {"baselines": ["ease"], "baseline_params": {"ease": {"lambda": 1}}}})
+    with pytest.raises(ConfigError, match="eval.baseline_params.sknn"):
+        build_config({"eval": {"baselines": ["ease"], "baseline_params": {"sknn": {}}}})
+    with pytest.raises(ConfigError, match="eval.baselines"):
+        build_config({"eval": {"baselines": ["knn"]}})

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from seqrec.bench.store import CellRow, ResultStore
+from seqrec.config import BASELINE_NAMES
 from seqrec.errors import ConfigError, DataError
 
 
@@ -53,7 +54,8 @@ CI_METRIC = "NDCG@10"  # the metric shown with its 95% interval
 COMPARE_DEFAULT = ("NDCG@10", "HR@10", "MRR@10", "epochs", "epoch_time_avg", "epoch_time_sum", "memory")
 KEY_AXES = ("model.name", "data.name", "data.max_len")
 SEED_AXES = ("train.seed",)
-BASELINE = "popularity"  # metrics stored as "popularity/<name>" (runner.cell_metrics)
+BASELINE = "popularity"  # the baseline every run evaluates (eval.baselines default)
+# metrics stored as "<baseline>/<metric>" (runner.cell_metrics), one row per baseline and dataset
 
 # two-sided 95% Student-t critical values by degrees of freedom (1..30); 1.96 beyond
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -119,13 +121,14 @@ class PivotRow:
 
 @dataclass
 class BaselineRow:
-    """The popularity baseline on one dataset: one row per distinct result among the dataset's cells."""
+    """One baseline on one dataset: one row per distinct result among the dataset's cells."""
 
+    name: str  # popularity, markov, sknn, ... (seqrec.config.BASELINE_NAMES)
     dataset: str
     max_lens: list[Any]  # max_len of the cells that produced this result (it does not depend on max_len)
     models: list[str]
     stats: dict[str, Stat]  # column key -> Stat (test quality columns only)
-    distinct: int = 1  # how many distinct popularity results the dataset's cells have
+    distinct: int = 1  # how many distinct results of this baseline the dataset's cells have
 
 
 @dataclass
@@ -209,32 +212,36 @@ def _sort_key(axes: list[str], sweep: dict[str, list]) -> Any:
     return key
 
 
-def popularity_rows(
+def baseline_rows(
     done: list[CellRow], metrics: dict[str, dict[str, tuple]], columns: Sequence[Column]
 ) -> list[BaselineRow]:
-    """One popularity row per dataset, from the cells that stored ``popularity/*`` (older stores: none).
+    """One row per (dataset, baseline) from the cells that stored ``<baseline>/*`` (older stores: popularity only).
 
-    The popularity scorer ignores the input sequence, so its result depends only on the dataset, the split and
-    the evaluation settings, not on the model, the seed or max_len (seen-item filtering uses the whole
-    history). Cells of one dataset that still disagree (a recipe changed the data filtering, say) get one row
-    per distinct result, each naming its cells, instead of one silently chosen value.
+    A baseline sees no model and (popularity) no sequence at all, so its result depends on the dataset, the split
+    and the evaluation settings, not on the model or the seed; sequence baselines also depend on max_len. Cells of
+    one dataset that disagree (another max_len, a recipe that changed the data filtering) get one row per distinct
+    result, each naming its cells, instead of one silently chosen value.
     """
-    wanted = [c for c in columns if f"{BASELINE}/{c.metric}" in {n for m in metrics.values() for n in m}]
-    by_ds: dict[str, dict[tuple, list[CellRow]]] = {}
-    for c in done:
-        m = metrics[c.id]
-        vals = tuple(m.get(f"{BASELINE}/{col.metric}", (None,))[0] for col in wanted)
-        if all(v is None for v in vals):
-            continue
-        sig = tuple(None if v is None else round(v, 9) for v in vals)  # float noise is not a disagreement
-        by_ds.setdefault(str(get_dotted(c.config, "data.name")), {}).setdefault(sig, []).append(c)
+    stored = {n for m in metrics.values() for n in m}
     out = []
-    for ds, groups in by_ds.items():
-        for sig, cells in groups.items():
-            max_lens = list(dict.fromkeys(get_dotted(c.config, "data.max_len") for c in cells))
-            models = list(dict.fromkeys(str(get_dotted(c.config, "model.name")) for c in cells))
-            stats = {col.key: Stat(v, n=1) for col, v in zip(wanted, sig, strict=True)}
-            out.append(BaselineRow(ds, max_lens, models, stats, len(groups)))
+    for name in BASELINE_NAMES:
+        wanted = [c for c in columns if f"{name}/{c.metric}" in stored]
+        if not wanted:
+            continue
+        by_ds: dict[str, dict[tuple, list[CellRow]]] = {}
+        for c in done:
+            m = metrics[c.id]
+            vals = [m.get(f"{name}/{col.metric}", (None,)) for col in wanted]
+            if all(v[0] is None for v in vals):
+                continue
+            sig = tuple(None if v[0] is None else round(v[0], 9) for v in vals)  # float noise is no disagreement
+            by_ds.setdefault(str(get_dotted(c.config, "data.name")), {}).setdefault(sig, []).append(c)
+        for ds, groups in by_ds.items():
+            for sig, cells in groups.items():
+                max_lens = list(dict.fromkeys(get_dotted(c.config, "data.max_len") for c in cells))
+                models = list(dict.fromkeys(str(get_dotted(c.config, "model.name")) for c in cells))
+                stats = {col.key: Stat(v, n=1) for col, v in zip(wanted, sig, strict=True)}
+                out.append(BaselineRow(name, ds, max_lens, models, stats, len(groups)))
     return out
 
 
@@ -269,7 +276,7 @@ def build_pivot(store: ResultStore, columns: Sequence[Column] | None = None) -> 
                              histories=[store.epochs(c.id) for c in members],
                              best_epochs=[int(b) if b is not None else None for b in best]))
     ds_order = list(dict.fromkeys(r.key["data.name"] for r in rows))
-    baselines = sorted(popularity_rows(done, metrics, cols),
+    baselines = sorted(baseline_rows(done, metrics, cols),  # stable: per dataset, in BASELINE_NAMES order
                        key=lambda b: ds_order.index(b.dataset) if b.dataset in ds_order else len(ds_order))
     shown = done or cells
     envs = [_environment_line(c.environment) for c in shown if c.environment]

@@ -104,8 +104,8 @@ def build_table(p: Pivot, columns: Sequence[Column], ident: str = "") -> Table:
         seeds = [TCell(str(len(r.cells)))] if p.seeds else []
         rows.append(labels + seeds + [_value(r, c, (i, c.key) in best) for c in columns])
     kinds = ["model"] * len(rows)
-    for j, b in enumerate(p.baselines):
-        labels = [TCell(BASELINE, repeat=j > 0), TCell(b.dataset), TCell(baseline_label(b))]
+    for b in p.baselines:
+        labels = [TCell(b.name), TCell(b.dataset), TCell(baseline_label(b))]
         labels += [TCell("–") for _ in p.axes[3:]]
         seeds = [TCell("–")] if p.seeds else []
         rows.append(labels + seeds + [TCell(b.stats.get(c.key, Stat(None, n=0)).text(c.fmt)) for c in columns])
@@ -144,12 +144,14 @@ def legend(p: Pivot) -> list[str]:
     out = [f"Test metrics. {CI_METRIC} with its 95% interval ({ci}); bold: the best model per dataset."]
     if p.seeds:
         out.append("Other values: mean ± 95% t-interval half-width over seeds.")
-    if p.baselines:
-        out.append(f"`{BASELINE}`: most-popular-items baseline under the same protocol (it ignores the sequence, "
-                   "so it does not depend on the model or max_len).")
+    names = list(dict.fromkeys(b.name for b in p.baselines))
+    if names:
+        out.append(f"Baselines ({', '.join(f'`{n}`' for n in names)}, italic rows) under the same split and "
+                   f"protocol, fitted on the training sequences, tuned on validation: "
+                   f"`{BASELINE}` ignores the sequence, so it does not depend on the model or max_len.")
     for b in p.baselines:
         if b.distinct > 1:
-            out.append(f"{BASELINE} on {b.dataset} differs between cells ({b.distinct} results: their data or "
+            out.append(f"{b.name} on {b.dataset} differs between cells ({b.distinct} results: their data, max_len or "
                        f"evaluation settings differ); row max_len {baseline_label(b)} is from "
                        f"{', '.join(b.models)}.")
     return out
@@ -231,7 +233,7 @@ def render_csv(p: Pivot) -> str:
             row += [num(s.mean), num(s.low), num(s.high)]
         w.writerow(row)
     for b in p.baselines:
-        row = [BASELINE, b.dataset, " ".join(map(str, b.max_lens)) if b.distinct > 1 else "any"]
+        row = [b.name, b.dataset, " ".join(map(str, b.max_lens)) if b.distinct > 1 else "any"]
         row += [""] * (len(p.axes) - 3) + [""]
         for c in p.columns:
             s = b.stats.get(c.key, Stat(None, n=0))

@@ -85,8 +85,11 @@ def cell_metrics(metrics: dict[str, Any], cell: dict[str, Any]) -> dict[str, tup
         out[name] = (float(value), *(float(x) for x in lo_hi)) if lo_hi else (float(value),)
     for name, value in (metrics.get("valid") or {}).items():
         out[f"valid/{name}"] = (float(value),)
-    for name, value in ((metrics.get("baselines") or {}).get("popularity", {}).get("test") or {}).items():
-        out[f"popularity/{name}"] = (float(value),)
+    for baseline, entry in (metrics.get("baselines") or {}).items():  # "<baseline>/<metric>" (bench.pivot)
+        ci = entry.get("test_ci95") or {}
+        for name, value in (entry.get("test") or {}).items():
+            lo_hi = ci.get(name)
+            out[f"{baseline}/{name}"] = (float(value), *(float(x) for x in lo_hi)) if lo_hi else (float(value),)
     if cell.get("utilisation_pct") is not None:
         out["utilisation_pct"] = (float(cell["utilisation_pct"]),)
     return out

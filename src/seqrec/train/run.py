@@ -22,7 +22,7 @@ from seqrec import distributed
 from seqrec.config import Config
 from seqrec.data.sequences import PreparedData
 from seqrec.errors import CheckpointError, ConfigError
-from seqrec.eval.ranking import EvalResult, evaluate, model_scorer, popularity_scorer
+from seqrec.eval.ranking import EvalResult, evaluate, model_scorer
 from seqrec.models import build_model
 from seqrec.models.base import SequenceModel
 from seqrec.train.callbacks import Callback, ConsoleLog, HistoryFiles, TrackerLog
@@ -75,6 +75,49 @@ def metrics_block(valid: EvalResult, test: EvalResult) -> dict[str, Any]:
         "num_test_users": test.num_users,
         "num_valid_users": valid.num_users,
     }
+
+
+def baselines_block(data: PreparedData, config: Config) -> dict[str, Any]:
+    """``eval.baselines`` fitted on ``data.train``, tuned on validation, evaluated on test (metrics.json entry).
+
+    Baselines are deterministic and cheap (seconds on ML-1M), so every rank of a process group fits them; the
+    evaluation is sharded like the model's. Without tuning grids (popularity, repeat_last) no validation pass runs.
+    """
+    from seqrec.eval.baselines import run_baselines
+
+    ec = config.eval
+    reports = run_baselines(
+        list(ec.baselines), data, config.data.max_len, tune_on_valid=ec.tune_baselines, params=ec.baseline_params,
+        splits=("test",), ks=ec.ks, filter_seen=ec.filter_seen, batch_size=ec.batch_size, protocol=ec.protocol,
+        num_negatives=ec.num_negatives, negative_sampler=ec.negative_sampler, bootstrap=ec.bootstrap, seed=ec.seed,
+        device="cpu", sharded=True,
+    )
+    out: dict[str, Any] = {}
+    for r in reports:
+        entry: dict[str, Any] = {"params": r.params, "fit_seconds": r.fit_seconds}
+        if r.skipped is not None:
+            entry["skipped"] = r.skipped
+        if r.test is not None:
+            entry.update(test=r.test.metrics, test_ci95=r.test.ci)
+        out[r.name] = entry
+    return out
+
+
+def repeats_block(data: PreparedData, config: Config) -> dict[str, Any]:
+    """How many targets repeat an input item, and what share the seen-filter leaves reachable (metrics.json)."""
+    from seqrec.eval.diagnostics import repeat_diagnostics
+
+    out: dict[str, Any] = {}
+    for split, eval_set in (("valid", data.valid), ("test", data.test)):
+        out[split] = repeat_diagnostics(eval_set, config.eval.filter_seen).to_dict()
+    return out
+
+
+def repeat_warning(data: PreparedData, config: Config) -> str | None:
+    """One line when eval.filter_seen makes more than 20% of the test targets unreachable (else None)."""
+    from seqrec.eval.diagnostics import repeat_diagnostics
+
+    return repeat_diagnostics(data.test, config.eval.filter_seen).warning()
 
 
 def check_against_data(config: Config, data: PreparedData) -> None:
@@ -162,15 +205,15 @@ def train_model(
     t_eval = time.perf_counter()
     valid = evaluate_split(model, data, config, "valid", device, sharded=True)
     test = evaluate_split(model, data, config, "test", device, sharded=True)
-    pop = evaluate_split(None, data, config, "test", "cpu", bootstrap=0, sharded=True,
-                         scorer=popularity_scorer(data.item_popularity))
+    eval_time = time.perf_counter() - t_eval
     metrics = {
         **metrics_block(valid, test),
         "model": config.model.name,
         **_summary(result, data, params),
-        "eval_time_s": time.perf_counter() - t_eval,
+        "eval_time_s": eval_time,
+        "baselines": baselines_block(data, config),
+        "repeats": repeats_block(data, config),
         "total_time_s": time.perf_counter() - t0,
-        "baselines": {"popularity": {"test": pop.metrics}},
         "environment": {**environment(), "world_size": distributed.world_size()},
     }
     meta = {"model": config.model.name, "num_items": data.num_items, "max_len": config.data.max_len,
