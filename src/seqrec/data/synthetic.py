@@ -116,6 +116,8 @@ def generate_arrays(cfg: SyntheticConfig, seed: int) -> tuple[np.ndarray, np.nda
 
     ``item_info`` holds ``topic`` and ``popularity``.
     """
+    # Over 80 lines on purpose: one loop of vectorised steps whose random draws must keep exactly this order
+    # (tests/data/test_data_synthetic.py pins the output); helpers would thread a dozen arrays through calls.
     rng = np.random.default_rng(seed)
     n_items, n_users, n_topics = cfg.num_items, cfg.num_users, cfg.num_topics
     ranks = rng.permutation(n_items) + 1
@@ -125,16 +127,8 @@ def generate_arrays(cfg: SyntheticConfig, seed: int) -> tuple[np.ndarray, np.nda
     n_topics_eff = int(topic.max()) + 1
     order, key = _topic_sampler(topic, pop, n_topics_eff)
 
-    # successors: K items of the same topic drawn by popularity, self-loops redrawn once then shifted
     K = len(SUCCESSOR_PROBS)
-    succ = _draw(order, key, np.repeat(topic, K), rng.random(n_items * K)).reshape(n_items, K)
-    self_loop = succ == np.arange(n_items)[:, None]
-    redraw = _draw(
-        order, key, np.repeat(topic, K).reshape(n_items, K)[self_loop], rng.random(self_loop.sum())
-    )
-    succ[self_loop] = redraw
-    succ_cdf = np.cumsum(SUCCESSOR_PROBS)
-    succ_cdf[-1] = 1.0
+    succ, succ_cdf = _successors(rng, order, key, topic)
 
     main = rng.integers(0, n_topics_eff, n_users)
     second = rng.integers(0, n_topics_eff, n_users)
@@ -203,15 +197,37 @@ def generate_arrays(cfg: SyntheticConfig, seed: int) -> tuple[np.ndarray, np.nda
     offsets = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(len_sorted, out=offsets[1:])
 
-    gaps = rng.exponential(MEAN_GAP, size=len(values)).astype(np.int64) + 1
+    user_sorted = np.repeat(np.arange(n_users), len_sorted)
+    times = _timestamps(rng, offsets, user_sorted)
+    users = by_len[user_sorted]  # back to the original user index
+    return users, values, times, {"topic": topic, "popularity": pop}
+
+
+def _successors(
+    rng: np.random.Generator, order: np.ndarray, key: np.ndarray, topic: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n_items, K) successor table: K items of the same topic drawn by popularity, self-loops redrawn once;
+    and the CDF of SUCCESSOR_PROBS to pick a column."""
+    n_items, K = len(topic), len(SUCCESSOR_PROBS)
+    succ = _draw(order, key, np.repeat(topic, K), rng.random(n_items * K)).reshape(n_items, K)
+    self_loop = succ == np.arange(n_items)[:, None]
+    redraw = _draw(
+        order, key, np.repeat(topic, K).reshape(n_items, K)[self_loop], rng.random(self_loop.sum())
+    )
+    succ[self_loop] = redraw
+    succ_cdf = np.cumsum(SUCCESSOR_PROBS)
+    succ_cdf[-1] = 1.0
+    return succ, succ_cdf
+
+
+def _timestamps(rng: np.random.Generator, offsets: np.ndarray, user_sorted: np.ndarray) -> np.ndarray:
+    """Increasing times per user: a random start, then exponential gaps (>= 1 s) between interactions."""
+    n_users = len(offsets) - 1
+    gaps = rng.exponential(MEAN_GAP, size=len(user_sorted)).astype(np.int64) + 1
     starts = START_TIME + rng.integers(0, TIME_SPAN, n_users)
     csum = np.cumsum(gaps)
     first = np.concatenate([[0], csum])[offsets[:-1]]  # cumulative gap before each user's first interaction
-    user_sorted = np.repeat(np.arange(n_users), len_sorted)
-    times = starts[user_sorted] + (csum - first[user_sorted])
-
-    users = by_len[user_sorted]  # back to the original user index
-    return users, values, times, {"topic": topic, "popularity": pop}
+    return starts[user_sorted] + (csum - first[user_sorted])
 
 
 def _item_text(rng: np.random.Generator, topic: np.ndarray) -> dict[str, list[str]]:
