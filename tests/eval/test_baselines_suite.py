@@ -74,9 +74,8 @@ def test_unknown_baseline_is_a_config_error():
 
 
 def test_config_names_are_the_registry():
-    from typing import get_args
-
     import inspect
+    from typing import get_args
 
     from seqrec.config import BASELINE_NAMES, BASELINE_PARAMS, BaselineName
     from seqrec.eval.baselines import BASELINES
