@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from seqrec.errors import ConfigError
+from seqrec.errors import ConfigError, SeqrecError
 
 METRIC_NAMES = "HR|NDCG|MRR|Recall|Coverage|Surprisal"
 # Baseline scorers (seqrec.eval.baselines.BASELINES has exactly these keys; a test checks it). Listed here so the
@@ -287,28 +287,31 @@ def _check_baseline_params(ec: EvalConfig) -> None:
                                   f"(allowed: {', '.join(accepted) or 'none'})")
 
 
+def read_config_tree(path: str | os.PathLike, error: type[SeqrecError] = ConfigError) -> dict:
+    """The mapping in a YAML config file (``yaml.safe_load``: tags such as ``!!python/object`` are refused)."""
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{p}: config file not found")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark is not None else ""
+        raise error(f"{p}:{where} invalid YAML (plain YAML without tags expected)") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise error(f"{p}: expected a mapping of sections (data, model, loss, train, eval)")
+    return loaded
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config file (optional) and apply ``--set`` overrides."""
-    tree: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{p}:{where} invalid YAML") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: expected a mapping of sections (data, model, loss, train, eval)")
-        tree = loaded
+    """Read a YAML config file (optional) and apply ``--set`` overrides; errors name the file."""
+    tree = read_config_tree(path) if path is not None else {}
     try:
         return build_config(tree, overrides)
     except ConfigError as err:
-        if path is not None and "config file" not in str(err):
+        if path is not None and not str(err).startswith(str(path)):
             raise ConfigError(f"{path}: {err}") from None
         raise
 

@@ -57,14 +57,19 @@ def file_sidecars(path: Path, fmt: str) -> list[Path]:
     return []
 
 
-def read_file(cfg: DataConfig) -> Frames:
-    """Read ``cfg.path`` in ``cfg.format`` (``auto``: by extension)."""
+def input_file(cfg: DataConfig) -> tuple[Path, str]:
+    """``data.path`` (which must exist) and its format (``data.format``, or inferred from the extension)."""
     if cfg.path is None:
         raise DataError("data.path: required when data.name is 'file'")
     path = Path(cfg.path).expanduser()
     if not path.is_file():
         raise DataError(f"{path}: file not found (data.path)")
-    fmt = detect_format(path) if cfg.format == "auto" else cfg.format
+    return path, detect_format(path) if cfg.format == "auto" else cfg.format
+
+
+def read_file(cfg: DataConfig) -> Frames:
+    """Read ``cfg.path`` in ``cfg.format`` (``auto``: by extension)."""
+    path, fmt = input_file(cfg)
     cols = {"user_col": cfg.user_col, "item_col": cfg.item_col, "time_col": cfg.time_col}
     sides = [p for p in file_sidecars(path, fmt) if p.is_file()]
     side = sides[0] if sides else None

@@ -26,7 +26,7 @@ import polars as pl
 
 from seqrec.config import DataConfig
 from seqrec.data.datasets import DATASETS, FILE_DEFAULT_KCORE, Layout, find_local, layout_files
-from seqrec.data.files import detect_format, file_sidecars, read_file
+from seqrec.data.files import file_sidecars, input_file, read_file
 from seqrec.data.preprocess import Interactions, preprocess, remap_item_features
 from seqrec.data.readers.common import Frames
 from seqrec.data.sequences import EvalSet, PreparedData, Sequences
@@ -97,12 +97,7 @@ def resolve_source(cfg: DataConfig, data_dir: Path, progress: bool = False) -> S
         identity = {"synthetic": cfg.synthetic.model_dump(mode="json"), "seed": cfg.seed}
         return Source("synthetic", identity, "synthetic generator", DATASETS["synthetic"].default_kcore)
     if cfg.name == "file":
-        if cfg.path is None:
-            raise DataError("data.path: required when data.name is 'file'")
-        path = Path(cfg.path).expanduser()
-        if not path.is_file():
-            raise DataError(f"{path}: file not found (data.path)")
-        fmt = detect_format(path) if cfg.format == "auto" else cfg.format
+        path, fmt = input_file(cfg)
         files = [path, *file_sidecars(path, fmt)]
         identity = {"file": _file_identity(files), "format": fmt}
         name = "file-" + _safe_name(path.name.split(".")[0])

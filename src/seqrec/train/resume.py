@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from rich.console import Console
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from seqrec.config import Config, build_config, dump_config
+from seqrec.config import Config, build_config, dump_config, read_config_tree
 from seqrec.errors import CheckpointError, ConfigError
 from seqrec.io import publish_dir
 
@@ -140,11 +139,9 @@ def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> Co
         path = run_dir / name / "config.yaml"
         if path.is_file():
             try:
-                tree = yaml.safe_load(path.read_text()) or {}
-            except yaml.YAMLError:
-                continue
-            if not isinstance(tree, dict):
-                continue
+                tree = read_config_tree(path, CheckpointError)
+            except CheckpointError:
+                continue  # a damaged newest checkpoint: the previous one may still be good
             try:
                 return build_config(tree, overrides)
             except ConfigError as err:

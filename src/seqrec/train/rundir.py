@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
-import yaml
 
-from seqrec.config import Config, build_config, dump_config
+from seqrec.config import Config, build_config, dump_config, read_config_tree
 from seqrec.errors import CheckpointError, ConfigError, DataError
 from seqrec.io import atomic_write_json, atomic_write_text, writable_location
 from seqrec.train.checkpoint import WEIGHTS, load_weights, save_weights
@@ -114,6 +113,15 @@ class RunLock:
         self._release()
 
 
+def load_config_file(path: Path, overrides: list[str] | None, error: type[CheckpointError]) -> Config:
+    """``build_config`` of a saved config file: unreadable -> ``error``, invalid keys -> ConfigError naming it."""
+    tree = read_config_tree(path, error)
+    try:
+        return build_config(tree, overrides)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
 def write_run(
     directory: str | Path, *, model: torch.nn.Module, config: Config, item_ids: list[str],
     item_titles: list[str | None] | None, meta: dict[str, Any], metrics: dict[str, Any] | None,
@@ -139,23 +147,11 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def read_config(directory: str | Path, overrides: list[str] | None = None) -> Config:
+    """A run directory's ``config.yaml`` (plus ``--set`` overrides); errors name the file."""
     path = Path(directory) / CONFIG
     if not path.is_file():
         raise CheckpointError(f"{path}: not found (is {path.parent} a seqrec run directory?)")
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))  # safe_load: a !!python tag is an error here
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise CheckpointError(f"{path}:{where} not a valid seqrec config (YAML without tags expected)") from None
-    if tree is None:
-        tree = {}
-    if not isinstance(tree, dict):
-        raise CheckpointError(f"{path}: expected a mapping of config sections")
-    try:
-        return build_config(tree, overrides)
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+    return load_config_file(path, overrides, CheckpointError)
 
 
 def read_run(directory: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:

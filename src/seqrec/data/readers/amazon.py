@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +40,9 @@ def iter_records(path: Path, allow_literal: bool) -> Iterator[tuple[int, dict]]:
             if not (allow_literal and line.startswith("{")):
                 raise DataError(f"{path}: line {line_no}: not a valid JSON object") from None
             try:
-                obj = ast.literal_eval(line)  # 2014 meta / Steam lines are Python literals; never eval()
+                with warnings.catch_warnings():  # an odd escape in a text field is data, not a code warning
+                    warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+                    obj = ast.literal_eval(line)  # 2014 meta / Steam lines are Python literals; never eval()
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 raise DataError(f"{path}: line {line_no}: neither JSON nor a Python literal dict") from None
         if not isinstance(obj, dict):
