@@ -47,7 +47,7 @@ def full_batch(model, batch: int, tokens: int, seed: int = 0):
     """``batch`` histories of 50 items x 24 tokens, cut to ``tokens``: every row exactly ``tokens`` long."""
     import numpy as np
 
-    from seqrec.data.text import KEY, VALUE, ItemTokens, collate
+    from seqrec.data.text import KEY, VALUE, ItemTokens, text_collator
 
     rng = np.random.default_rng(seed)
     lens = np.full(model.num_items + 1, 24)
@@ -56,11 +56,18 @@ def full_batch(model, batch: int, tokens: int, seed: int = 0):
     toks = rng.integers(1000, 30000, int(lens.sum())).astype(np.int32)
     types = np.where(np.arange(len(toks)) % 8 == 0, KEY, VALUE).astype(np.int8)
     items = ItemTokens(offsets, toks, types)
-    model.attach_text(items)
+    model.attach_text(text_collator(model.config, items, max_len=50))
     hist = rng.integers(1, model.num_items + 1, (batch, 50))
-    out = collate(hist, items, max_items=50, max_tokens=tokens, cls_id=model.config.cls_token_id)
+    out = collate_to(model, hist, tokens)
     assert out.tokens.shape == (batch, tokens) and bool(out.mask.all())
     return out
+
+
+def collate_to(model, hist, tokens: int):
+    """The model's own collation, cut at ``tokens`` (base keeps max_tokens 1024 but is timed at 512)."""
+    from seqrec.data.text import collate
+
+    return collate(hist, model.text.items, max_items=50, max_tokens=tokens, cls_id=model.config.cls_token_id)
 
 
 def worker_cost(preset: str, threads: int, batch: int, tokens: int, steps: int) -> dict:

