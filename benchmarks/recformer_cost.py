@@ -4,8 +4,9 @@ Every (preset, threads) cell runs in its own process, so peak RSS is that cell's
 fine-tuning step: encode a batch of histories (``--batch`` x ``--tokens`` tokens, every row full), cos / tau
 scores against the item matrix, chunked CE, backward, AdamW step. ``base`` (max_tokens 1024) is measured at the
 same ``--tokens`` length as the others. ``--compare-attention`` instead times the encoder's forward + backward
-(mini sizes, batch 8 x 512, 1 thread) for this model's masked-SDPA attention and for transformers'
-``LongformerModel`` (random weights, same sizes, window 64, global attention on token 0).
+(mini sizes, batch 8 x 512, 1 thread) for this model's two SDPA attention paths (``blocked``: banded key
+blocks; ``full``: one (L, L) mask) and for transformers' ``LongformerModel`` (random weights, same sizes,
+window 64, global attention on token 0), each with attention dropout 0.1 (the default) and 0.
 
     python benchmarks/recformer_cost.py                        # mini, minilm, base x 1 and 2 threads
     python benchmarks/recformer_cost.py --compare-attention
@@ -130,7 +131,8 @@ def worker_attention(impl: str, batch: int, tokens: int, steps: int, attention_d
     else:
         from seqrec.models.recformer import Recformer, RecformerConfig
 
-        cfg = RecformerConfig(**{**Recformer.PRESETS["mini"], "attention_dropout": attention_dropout})
+        overrides = {"attention_dropout": attention_dropout, "attention": impl}
+        cfg = RecformerConfig(**{**Recformer.PRESETS["mini"], **overrides})
         model = Recformer(cfg, num_items=NUM_ITEMS, max_len=50).train()
         text = full_batch(model, batch, tokens)
 
@@ -218,7 +220,7 @@ def main() -> None:
                          "python": platform.python_version()}
     if a.compare_attention:
         rows = []
-        for impl in ("sdpa_mask", "longformer"):
+        for impl in ("blocked", "full", "longformer"):
             for drop in ("0.1", "0.0"):
                 rows.append(run_cell(["attention", impl, drop, "--batch", "8", "--tokens", "512",
                                       "--steps", str(a.steps)]))

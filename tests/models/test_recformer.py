@@ -331,3 +331,39 @@ def test_minilm_preset_matches_bert_model() -> None:
         ours = model.encode(batch)
         ref = bert(input_ids=ids).last_hidden_state
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-5)
+
+
+def test_evaluation_reads_only_the_users_history() -> None:
+    """Full-catalogue evaluation through seqrec.eval: every scored row's text is exactly the user's allowed
+    history (item tokens are unique per item here), so a test target is only in the text if it is also in the
+    history (a repeat)."""
+    from seqrec.config import DataConfig, SyntheticConfig
+    from seqrec.data import prepare_data
+    from seqrec.eval.ranking import evaluate, model_scorer
+
+    data = prepare_data(DataConfig(name="synthetic", cache=False,
+                                   synthetic=SyntheticConfig(num_users=40, num_items=30, mean_length=8)))
+    n = data.num_items
+    lens = np.r_[0, np.full(n, 2)]
+    owner = np.repeat(np.arange(n + 1), lens)
+    items = ItemTokens(np.r_[0, np.cumsum(lens)].astype(np.int64), (owner + 1000).astype(np.int32),
+                       np.full(len(owner), VALUE, np.int8))
+    torch.manual_seed(0)
+    cfg = RecformerConfig(**{**Recformer.PRESETS["tiny"], "layers": 1})
+    model = Recformer(cfg, num_items=n, max_len=10).eval()
+    collator = text_collator(cfg, items, max_len=10)
+    seen: list[set[int]] = []
+
+    def spy(histories, pad_to=None):
+        batch = collator(histories, pad_to)
+        seen.extend(set((row[m][1:] - 1000).tolist()) for row, m in zip(batch.tokens, batch.mask, strict=True))
+        return batch
+
+    model.attach_text(collator)
+    model.text = spy  # type: ignore[assignment]  # same collation, recorded
+    evaluate(model_scorer(model), data.test, data, max_len=10, bootstrap=0, batch_size=16)
+    assert len(seen) == len(data.test)
+    for i, target in enumerate(data.test.targets):
+        history = data.test.inputs[i][-10:].tolist()
+        assert seen[i] == set(history)
+        assert (target in seen[i]) == (target in history)
