@@ -242,8 +242,9 @@ def collate(
     nrows = len(items.offsets) - 1
     built = []
     for r in rows:
-        if len(r) and (r.min() < 0 or r.max() >= nrows):
-            raise ValueError(f"history holds item id {int(r.max())} outside 1..{nrows - 1}")
+        bad = r[(r < 0) | (r >= nrows)]
+        if len(bad):
+            raise ValueError(f"history holds item id {int(bad[0])} outside 1..{nrows - 1}")
         ids = r[::-1][:max_items]  # (n,) newest first
         starts, lens = items.offsets[ids], items.offsets[ids + 1] - items.offsets[ids]
         total = int(lens.sum())
