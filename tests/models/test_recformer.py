@@ -367,3 +367,48 @@ def test_evaluation_reads_only_the_users_history() -> None:
         history = data.test.inputs[i][-10:].tolist()
         assert seen[i] == set(history)
         assert (target in seen[i]) == (target in history)
+
+
+@pytest.mark.parametrize("attention", ["blocked", "full"])
+def test_block_matches_hf_longformer_layer(attention: str) -> None:
+    """One Block = one transformers LongformerLayer (window 8, global attention on [CLS], a padded row) once
+    Longformer's separate global q/k/v projections are copies of the local ones (their initialisation)."""
+    pytest.importorskip("transformers")
+    from transformers import LongformerConfig
+    from transformers.models.longformer.modeling_longformer import LongformerModel
+
+    from seqrec.models.recformer import Block
+
+    torch.manual_seed(0)
+    D, H, w, L = 32, 2, 8, 40
+    cfg = LongformerConfig(hidden_size=D, num_attention_heads=H, intermediate_size=64, attention_window=w,
+                           num_hidden_layers=1, hidden_dropout_prob=0, attention_probs_dropout_prob=0,
+                           layer_norm_eps=1e-12, max_position_embeddings=64)
+    hf = LongformerModel(cfg, add_pooling_layer=False).eval()
+
+    class Identity(torch.nn.Module):  # feed the encoder our hidden states directly
+        def forward(self, inputs_embeds=None, **_):
+            return inputs_embeds
+
+    hf.embeddings = Identity()
+    layer = hf.encoder.layer[0]
+    att = layer.attention.self
+    block = Block(RecformerConfig(hidden=D, heads=H, ffn=64, attention_window=w, dropout=0, attention_dropout=0))
+    with torch.no_grad():
+        for n in ("query", "key", "value"):
+            getattr(att, n + "_global").load_state_dict(getattr(att, n).state_dict())
+        block.qkv.weight.copy_(torch.cat([att.query.weight, att.key.weight, att.value.weight]))
+        block.qkv.bias.copy_(torch.cat([att.query.bias, att.key.bias, att.value.bias]))
+        pairs = [(block.attn_out, layer.attention.output.dense), (block.ln1, layer.attention.output.LayerNorm),
+                 (block.ffn_in, layer.intermediate.dense), (block.ffn_out, layer.output.dense),
+                 (block.ln2, layer.output.LayerNorm)]
+        for ours, theirs in pairs:
+            ours.load_state_dict(theirs.state_dict())
+        x = torch.randn(2, L, D)
+        valid = torch.ones(2, L, dtype=torch.bool)
+        valid[1, 29:] = False
+        glob = torch.zeros(2, L, dtype=torch.long)
+        glob[:, 0] = 1
+        ref = hf(inputs_embeds=x, attention_mask=valid.long(), global_attention_mask=glob).last_hidden_state
+        got = block.eval()(x, attention_pattern(valid, w, True, attention == "blocked"))
+    torch.testing.assert_close(got[valid], ref[valid], rtol=0, atol=1e-5)

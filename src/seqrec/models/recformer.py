@@ -17,11 +17,15 @@ Pre-training (:func:`seqrec.losses.contrastive.pretrain_losses`): item-item cont
 negatives + 0.1 * MLM.
 
 Deviations from the paper and its code (github AaronHeee/RecFormer):
-- attention is a boolean mask over ``F.scaled_dot_product_attention`` rather than HF ``LongformerModel``'s
-  sliding chunks. Measured (``benchmarks/recformer_cost.py --compare-attention``, mini sizes, batch 8 x 512
-  tokens, forward + backward, 1 thread): see that file's JSON; the masked SDPA encoder was the faster one here
-  and is exact (no chunk padding to a multiple of the window). Global attention reuses the local q/k/v
-  projections (Longformer has separate ``*_global`` projections, initialised as copies of the local ones);
+- attention: Longformer's pattern as masks over ``F.scaled_dot_product_attention`` instead of HF
+  ``LongformerModel``. ``attention="blocked"`` (default) cuts the queries into blocks of ``window // 2``; each
+  block sees its 3 neighbouring key blocks plus a [CLS] slot, masked down to each query's band, and the [CLS]
+  row is computed apart over all keys: the same keys per query as one (L, L) mask (``attention="full"``, kept
+  as the reference; tests check they agree), with O(L * window) memory. Chosen by measured CPU speed
+  (``python benchmarks/recformer_cost.py --compare-attention``: mini sizes, batch 8 x 512 tokens, forward +
+  backward, 1 thread, attention dropout 0.1, load ~3 on the shared 2-core machine): blocked 2.8 s, full mask
+  4.4 s, ``LongformerModel`` 4.3 s (dropout 0: 2.6 / 3.6 / 3.3 s). Global attention reuses the local q/k/v
+  projections (Longformer adds separate ``*_global`` ones, initialised as copies of the local ones);
 - BERT post-LN blocks (as MiniLM, so the ``minilm`` preset loads all-MiniLM-L6-v2 as is) with token positions
   0..L-1, not RoBERTa's ``padding_idx + 1`` offset; pad tokens take token type PAD and item position 0 (they
   are never attended to, so neither changes a real token);
