@@ -44,7 +44,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -114,7 +114,7 @@ class RecformerConfig:
     max_attr_length: int = 32  # tokens per attribute, key + value (text flattening cap)
     attention_window: int = 64  # local attention: a token sees tokens within attention_window // 2 of it
     global_attention: bool = True  # [CLS] attends to all and all attend to [CLS] (False: local only, ablation)
-    attention: str = "blocked"  # "blocked": banded key blocks, O(L * window); "full": one (L, L) mask (reference)
+    attention: Literal["blocked", "full"] = "blocked"  # banded key blocks, O(L * window); full: (L, L) mask, reference
     dropout: float = 0.1  # dropout on embeddings and after attention / feed-forward
     attention_dropout: float = 0.1  # dropout on attention probabilities
     layer_norm_eps: float = 1e-12  # BERT's (and MiniLM's) LayerNorm epsilon
@@ -125,7 +125,7 @@ class RecformerConfig:
     vocab_size: int = BERT_VOCAB_SIZE  # WordPiece vocabulary (token table rows, MLM classes)
     cls_token_id: int = CLS_ID  # [CLS] id of that vocabulary
     mask_token_id: int = MASK_ID  # [MASK] id of that vocabulary
-    init: str = "random"  # "random", or "minilm": load all-MiniLM-L6-v2 (needs the minilm sizes)
+    init: Literal["random", "minilm"] = "random"  # "minilm": load all-MiniLM-L6-v2 (needs the minilm sizes)
     weights_dir: str | None = None  # folder with model.safetensors for init="minilm"; None = the installed package
 
 
