@@ -77,3 +77,28 @@ def test_training_time_accumulates_over_resumes(tmp_path):
     # resuming a finished run adds ~nothing to the recorded time (the last checkpoint cannot count its own write)
     assert last <= finished["train_time_s"] <= full["train_time_s"] * 1.5 and finished["train_time_s"] > 0.5 * full[
         "train_time_s"]
+
+
+def test_a_diverged_resume_leaves_last_resumable(tmp_path):
+    """The numerics guard stops before writing anything: last/ stays the epoch-2 state and resumes normally."""
+    import hashlib
+
+    from seqrec.errors import TrainingDiverged
+    from seqrec.train.resume import resume_config
+
+    full = train_run(tiny_config(), tmp_path / "full", data_dir=tmp_path / "data")
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copytree(tmp_path / "full" / PREV, run / LAST)  # the state after epoch 2 of 3
+
+    def digest() -> str:
+        return hashlib.sha256(b"".join(p.read_bytes() for p in sorted((run / LAST).iterdir()))).hexdigest()
+
+    before = digest()
+    from seqrec.api import Recommender
+
+    with pytest.raises(TrainingDiverged, match="epoch 3"):
+        Recommender(resume_config(run, ["train.lr=inf"])).fit(output_dir=run, data_dir=tmp_path / "data", resume=True)
+    assert digest() == before and not (run / "metrics.json").exists()
+    again = train_run(resume_config(run), run, data_dir=tmp_path / "data", resume=True)
+    assert again["test"] == full["test"]

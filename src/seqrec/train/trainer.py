@@ -279,6 +279,7 @@ class Trainer:
         self.best_state = {k: v.to(self.device) for k, v in state["best_model"].items()}
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self._apply_config_hyperparameters()
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.rng.bit_generator.state = state["numpy_rng"]
@@ -295,6 +296,23 @@ class Trainer:
             seed = int(seq.generate_state(1)[0])
             torch.manual_seed(seed)
             self.gen.manual_seed(seed + 1)
+
+    def _apply_config_hyperparameters(self) -> None:
+        """After a restore, the optimizer follows this run's config (``--resume --set train.lr=...`` takes effect).
+
+        The checkpoint's own values come back with its state dict; for an unchanged config this is a no-op, so a
+        plain resume stays bit-identical to an uninterrupted run.
+        """
+        tc = self.config.train
+        fresh = self.model.param_groups(tc.weight_decay)
+        for group, want in zip(self.optimizer.param_groups, fresh, strict=True):
+            group["initial_lr"] = tc.lr
+            group["weight_decay"] = want["weight_decay"]
+            group["betas"] = tuple(tc.betas)
+        self.scheduler.base_lrs = [tc.lr] * len(self.optimizer.param_groups)
+        factor = lr_lambda(self.config, tc.epochs * self.steps_per_epoch)(self.scheduler.last_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = tc.lr * factor
 
     def restore_best(self) -> None:
         self.model.load_state_dict(self.best_state)
