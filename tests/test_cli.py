@@ -145,6 +145,8 @@ def _cases(world: Path) -> dict[str, tuple[list[str], str]]:
         "missing": _write(files / "missing.csv", good.replace("timestamp", "time")),
         "empty": _write(files / "empty.csv", ""),
         "nonint": _write(files / "nonint.txt", "1 2\n1 3\nabc 4\n"),
+        "nan_time": _write(files / "nantime.csv", good + "9,3,nan\n"),
+        "gz": _write(files / "cut.csv.gz", b"\x1f\x8b\x08\x00\x00\x00"),
     }
     users = _write(files / "users.txt", "1\nnobody\n")
     cfg_missing = str(files / "nope.yaml")
@@ -207,6 +209,10 @@ def _cases(world: Path) -> dict[str, tuple[list[str], str]]:
                              "empty.csv"),
         "train non-integer id": ([*train, "--output", fresh, "--set", "data.name=file", "--set", "data.format=sasrec",
                                   "--set", f"data.path={csv['nonint']}"], "nonint.txt"),
+        "train nan timestamp": ([*train, "--output", fresh, *file_data, "--set", f"data.path={csv['nan_time']}",
+                                 "--set", "data.split=global_temporal"], "nantime.csv"),
+        "train truncated gzip": ([*train, "--output", fresh, *file_data, "--set", f"data.path={csv['gz']}"],
+                                 "cut.csv.gz"),
         "train output is a file": ([*train, "--output", str(out_file)], "not-a-dir"),
         "train output read-only": ([*train, "--output", str(ro / "run")], "readonly"),
         "train finished run": ([*train, "--output", run], "--overwrite"),
