@@ -29,6 +29,8 @@ from seqrec.train.callbacks import Callback, ConsoleLog, HistoryFiles, TrackerLo
 from seqrec.train.loop import FitResult, fit
 from seqrec.train.resume import load_checkpoint
 from seqrec.train.runtime import environment
+from seqrec.train.text_setup import prepare_for_training
+from seqrec.train.text_stages import training_steps
 from seqrec.train.tracking import make_tracker
 from seqrec.train.trainer import Trainer, estimate_memory
 from seqrec.version import __version__
@@ -160,6 +162,7 @@ def _summary(result: FitResult, data: PreparedData, params: int) -> dict[str, An
 def build_for(config: Config, data: PreparedData, device: torch.device, console: Console) -> SequenceModel:
     """The config's model for ``data``'s catalogue (initialised from the global seed), announced on ``console``."""
     model = build_model(config.model, data.num_items, config.data.max_len)
+    prepare_for_training(model, config, data)  # text models: item text, model.init_from; ID models: nothing
     console.print(
         f"[bold]{config.model.name}[/] on {data.name}: {data.num_users} users, {data.num_items} items, "
         f"{model.num_parameters():,} params, device {device}"
@@ -176,6 +179,7 @@ def train_model(
     main = distributed.is_main()
     model = build_for(config, data, device, console)
     params = model.num_parameters()
+    steps = training_steps(model, config)  # every rank: Recformer's item re-encoding and stages; ID models: none
     trainer = Trainer(model, data, config, device, console)
     mem = estimate_memory(model, config, data.num_items)
     console.print(
@@ -191,7 +195,7 @@ def train_model(
         except (KeyError, ValueError, RuntimeError, TypeError) as err:
             raise CheckpointError(f"{where}: checkpoint does not fit this model/config ({err})") from None
         console.print(f"resumed from {where} after epoch {trainer.state.epoch}")
-    hooks: list[Callback] = []
+    hooks: list[Callback] = [*steps]  # first: they annotate the epoch's record before it is logged
     if main:
         hooks.append(ConsoleLog())
         if output_dir is not None:
