@@ -296,12 +296,13 @@ class Recommender:
     def evaluate(
         self, split: str = "test", dataset: Dataset | None = None, *, data_dir: str | Path | None = None
     ) -> EvalResult:
-        """Metrics @K with 95% bootstrap CIs on ``valid`` or ``test`` (full ranking unless eval.protocol=sampled).
+        """Metrics @K with 95% bootstrap CIs on ``valid`` or ``test`` (full ranking unless eval.protocol=sampled),
+        or ``cold`` (test users whose target was held out of training, ``data.cold_item_fraction``).
 
         A text model (Recformer) evaluates on any dataset with item text: another catalogue than its own is
         encoded from its text first (zero-shot), and the Recommender then holds that catalogue."""
-        if split not in ("valid", "test"):
-            raise ConfigError(f"split: expected 'valid' or 'test', got {split!r}")
+        if split not in ("valid", "test", "cold"):
+            raise ConfigError(f"split: expected 'valid', 'test' or 'cold', got {split!r}")
         self._trained()
         data = self._data(dataset, data_dir)
         check_against_data(self.config, data)

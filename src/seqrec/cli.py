@@ -167,6 +167,10 @@ def train(
     assert metrics is not None
     out.print(metrics_table(f"{cfg.model.name} — {metrics['protocol']['ranking']} ranking", metrics))
     out.print(baselines_table(metrics))
+    if "cold" in metrics:  # data.cold_item_fraction: test users whose target never appeared in training
+        c = metrics["cold"]
+        out.print(f"cold-start test ({c['num_users']} users, {c['cold_items']} items held out of training): "
+                  f"HR@10 {c['test']['HR@10']:.4f}, NDCG@10 {c['test']['NDCG@10']:.4f}", highlight=False)
     reachable = metrics.get("repeats", {}).get("test", {}).get("reachable", 1.0)
     if reachable < 1.0:
         from seqrec.eval.diagnostics import capped
@@ -255,6 +259,8 @@ def evaluate_cmd(
 
         rec = Recommender.load(checkpoint, set_)
         block = metrics_block(rec.evaluate("valid", data_dir=data_dir), rec.evaluate("test", data_dir=data_dir))
+        if rec.config.data.cold_item_fraction:  # users whose test target was held out of training
+            block["cold"] = rec.evaluate("cold", data_dir=data_dir).metrics
     except SeqrecError as err:
         _fail(err)
     if as_json:
