@@ -60,6 +60,7 @@ class TextStages(Callback):
             raise ConfigError(f"config key 'model.item_matrix': {self.variant!r} trains the item matrix in one "
                               f"stage, which needs one process (use fix or training_only with --devices)")
         self.encoded_at: int | None = None  # optimizer step at which I was last encoded (None: unknown)
+        self.announce = ""  # the stage switch, printed when the next epoch starts
 
     # ---- helpers --------------------------------------------------------------------------------------------
 
@@ -97,6 +98,9 @@ class TextStages(Callback):
             self.encode(trainer)
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        if self.announce:  # said here, after the console line of the epoch that ended stage 1
+            self._say(trainer, self.announce)
+            self.announce = ""
         if self.stage == 1 and (self.train1 or self.encoded_at != trainer.scheduler.last_epoch):
             self.encode(trainer)
 
@@ -122,9 +126,9 @@ class TextStages(Callback):
         trainer.restore_best()  # M <- M', I <- I'
         self._set_stage(trainer, 2)
         state.bad_epochs = self.patience - self.patience2
-        self._say(trainer, f"stage 2 from epoch {state.best_epoch}'s weights (valid {trainer.config.train.monitor} "
-                           f"{state.best_score:.4f}): item matrix {'trained' if self.train2 else 'frozen'}, "
-                           f"patience {self.patience2}")
+        self.announce = (f"stage 2 after epoch {epoch}, from epoch {state.best_epoch}'s weights (valid "
+                         f"{trainer.config.train.monitor} {state.best_score:.4f}): item matrix "
+                         f"{'trained' if self.train2 else 'frozen'}, patience {self.patience2}")
 
 
 def training_steps(model: SequenceModel, config: Config) -> list[Callback]:
