@@ -43,6 +43,7 @@ from seqrec.train.callbacks import Callback
 from seqrec.train.run import build_for, check_against_data, evaluate_split, item_titles, repeat_warning, train_model
 from seqrec.train.rundir import RunLock, read_run, write_run
 from seqrec.train.runtime import setup_process
+from seqrec.train.text_setup import for_catalogue, is_text_model
 
 FRAME = "frame"  # data.name of a Dataset built from an in-memory frame (it cannot be rebuilt from the config)
 
@@ -295,21 +296,35 @@ class Recommender:
     def evaluate(
         self, split: str = "test", dataset: Dataset | None = None, *, data_dir: str | Path | None = None
     ) -> EvalResult:
-        """Metrics @K with 95% bootstrap CIs on ``valid`` or ``test`` (full ranking unless eval.protocol=sampled)."""
-        if split not in ("valid", "test"):
-            raise ConfigError(f"split: expected 'valid' or 'test', got {split!r}")
-        model = self._trained()
+        """Metrics @K with 95% bootstrap CIs on ``valid`` or ``test`` (full ranking unless eval.protocol=sampled),
+        or ``cold`` (test users whose target was held out of training, ``data.cold_item_fraction``).
+
+        A text model (Recformer) evaluates on any dataset with item text: another catalogue than its own is
+        encoded from its text first (zero-shot), and the Recommender then holds that catalogue."""
+        if split not in ("valid", "test", "cold"):
+            raise ConfigError(f"split: expected 'valid', 'test' or 'cold', got {split!r}")
+        self._trained()
         data = self._data(dataset, data_dir)
-        self._check_catalogue(data)
         check_against_data(self.config, data)
         device = setup_process(self.config.train.threads, self.config.train.seed, self.config.train.device)
+        model = self._check_catalogue(data, device)
         model.to(device)
         return evaluate_split(model, data, self.config, split, device)
 
-    def _check_catalogue(self, data: PreparedData) -> None:
+    def _check_catalogue(self, data: PreparedData, device: torch.device | None = None) -> SequenceModel:
+        """The model, ready for ``data``'s catalogue: ID models must have been trained on it; a text model gets
+        its item text attached, or becomes a model of the new catalogue (see ``for_catalogue``)."""
+        model = self._trained()
+        if is_text_model(model):
+            model, new = for_catalogue(model, self.config, data, self.item_ids, device)
+            if new:
+                self.model, self.item_ids, self.item_titles = model, [str(x) for x in data.item_ids], item_titles(data)
+                self.meta = {**self.meta, "num_items": data.num_items}
+            return model
         if self.item_ids is not None and len(self.item_ids) != data.num_items + 1:
             raise DataError(f"dataset {data.name}: {data.num_items} items, but the model was trained on "
                             f"{len(self.item_ids) - 1} (different data or preprocessing)")
+        return model
 
     def recommend(
         self, users: Sequence[Any] | None = None, histories: Sequence[Sequence[Any]] | None = None, k: int = 10,
@@ -321,9 +336,11 @@ class Recommender:
         columns ``user`` (the user id, or the history's index), ``rank`` (1..k), ``item``, ``score`` and
         ``title`` when the items have titles. Users are scored in chunks of ``batch_size``."""
         model = self._trained()
-        assert self.item_ids is not None
         if (users is None) == (histories is None):
             raise DataError("recommend: give exactly one of users= or histories=")
+        if histories is not None and is_text_model(model):  # items are read as text: it comes from the dataset
+            model = self._check_catalogue(self._data(dataset, data_dir))
+        assert self.item_ids is not None
         if not 1 <= k <= len(self.item_ids) - 1:
             raise DataError(f"k: {k} must be between 1 and the catalogue size {len(self.item_ids) - 1}")
         if histories is not None:
@@ -331,7 +348,7 @@ class Recommender:
             seqs = self._encode_histories(histories)
         else:
             data = self._data(dataset, data_dir)
-            self._check_catalogue(data)
+            model = self._check_catalogue(data)
             names = [str(u) for u in users]  # type: ignore[union-attr]
             seqs = _user_histories(data, names)
         ids, scores = self._topk(model, seqs, k, filter_seen, batch_size)  # (n, k) each

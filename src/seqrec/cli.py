@@ -167,6 +167,10 @@ def train(
     assert metrics is not None
     out.print(metrics_table(f"{cfg.model.name} — {metrics['protocol']['ranking']} ranking", metrics))
     out.print(baselines_table(metrics))
+    if "cold" in metrics:  # data.cold_item_fraction: test users whose target never appeared in training
+        c = metrics["cold"]
+        out.print(f"cold-start test ({c['num_users']} users, {c['cold_items']} items held out of training): "
+                  f"HR@10 {c['test']['HR@10']:.4f}, NDCG@10 {c['test']['NDCG@10']:.4f}", highlight=False)
     reachable = metrics.get("repeats", {}).get("test", {}).get("reachable", 1.0)
     if reachable < 1.0:
         from seqrec.eval.diagnostics import capped
@@ -212,6 +216,35 @@ def _launch_workers(
     raise typer.Exit(distributed.launch(devices, args))
 
 
+@app.command()
+def pretrain(
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config with a pretrain section")] = None,
+    output: Annotated[Path, typer.Option("--output", help="Run directory to write")] = Path("out/pretrain"),
+    set_: SetOpt = None,
+    data_dir: DataDirOpt = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue the pre-training in DIR from its last checkpoint")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run in --output")] = False,
+) -> None:
+    """Pre-train a text model (Recformer) on pretrain.datasets: item-item contrastive + 0.1 x MLM.
+
+    The run directory evaluates zero-shot (``seqrec evaluate --checkpoint DIR --set data.name=...``) and starts
+    fine-tuning (``seqrec train --set model.init_from=DIR``); see ``seqrec.train.pretrain``.
+    """
+    try:
+        from seqrec.train.pretrain import pretrain_run
+
+        metrics = pretrain_run(config, resume or output, overrides=set_, data_dir=data_dir, resume=resume is not None,
+                               overwrite=overwrite, console=console)
+    except SeqrecError as err:
+        _fail(err)
+    out.print(metrics_table(f"{metrics['model']} pre-training — corpus {metrics['protocol']['ranking']} ranking",
+                            metrics))
+    out.print(f"{metrics['epochs_trained']} epochs (best {metrics['best_epoch']}), {metrics['total_time_s']:.1f} s "
+              f"total; wrote {resume or output}/")
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Run directory written by `seqrec train`")],
@@ -226,6 +259,8 @@ def evaluate_cmd(
 
         rec = Recommender.load(checkpoint, set_)
         block = metrics_block(rec.evaluate("valid", data_dir=data_dir), rec.evaluate("test", data_dir=data_dir))
+        if rec.config.data.cold_item_fraction:  # users whose test target was held out of training
+            block["cold"] = rec.evaluate("cold", data_dir=data_dir).metrics
     except SeqrecError as err:
         _fail(err)
     if as_json:
@@ -270,7 +305,7 @@ def recommend(
             items = [h.strip() for h in history.split(",") if h.strip()]
             if not items:
                 raise DataError("--history: expected comma-separated item ids")
-            recs = rec.recommend(histories=[items], k=k, filter_seen=not keep_seen)
+            recs = rec.recommend(histories=[items], k=k, filter_seen=not keep_seen, data_dir=data_dir)
             recs = recs.with_columns(user=pl.lit("<history>"))
         else:
             recs = rec.recommend(users=names, k=k, filter_seen=not keep_seen, data_dir=data_dir)

@@ -81,6 +81,9 @@ class DataConfig(_Section):
     cache: bool = True  # cache the preprocessed split under $SEQREC_CACHE_DIR (else ~/.cache/seqrec/cache)
     download: bool = True  # fetch a named dataset that is not found under the data dir
     synthetic: SyntheticConfig = SyntheticConfig()
+    # cold start (seqrec.data.cold): a seeded share of the items held out of training entirely; their test users
+    # are evaluated apart (metrics.json "cold"). 0 = off (and then left out of config dumps, so ids stay as before)
+    cold_item_fraction: float = Field(0.0, ge=0, lt=1)
 
 
 class ModelSection(BaseModel):
@@ -316,8 +319,17 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
         raise
 
 
+# Options added after configs were already hashed (bench cell ids) and saved: left out of a dump while at their
+# default, so existing ids and config files do not change.
+_OMITTED_AT_DEFAULT = {("data", "cold_item_fraction"): 0.0}
+
+
 def config_to_dict(config: Config) -> dict:
-    return config.model_dump(mode="json")
+    tree = config.model_dump(mode="json")
+    for (section, key), default in _OMITTED_AT_DEFAULT.items():
+        if tree[section].get(key) == default:
+            tree[section].pop(key)
+    return tree
 
 
 def dump_config(config: Config) -> str:

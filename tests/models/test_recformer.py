@@ -210,7 +210,10 @@ def test_scoring_contract_and_fine_tuning_loss() -> None:
     loss = chunked_cross_entropy(hidden.reshape(-1, 64), model.item_weight(), targets.reshape(-1))
     loss.backward()
     assert torch.isfinite(loss) and model.blocks[0].qkv.weight.grad.abs().sum() > 0
-    assert "item_matrix" in model.state_dict() and not any(p is model.item_matrix for p in model.parameters())
+    # I is saved with the weights but fixed (no gradient) unless a fine-tuning variant trains it
+    assert "item_matrix" in model.state_dict() and model.item_matrix.grad is None
+    assert not model.item_matrix.requires_grad and model.num_parameters() == sum(
+        p.numel() for p in model.parameters() if p is not model.item_matrix)
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(model.prediction_hidden(inputs), model(inputs)[:, 0])

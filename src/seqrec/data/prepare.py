@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from seqrec.config import DataConfig
+from seqrec.data.cold import hold_out_cold_items
 from seqrec.data.datasets import DATASETS, FILE_DEFAULT_KCORE, Layout, find_local, layout_files
 from seqrec.data.files import file_sidecars, input_file, read_file
 from seqrec.data.preprocess import Interactions, preprocess, remap_item_features
@@ -154,6 +155,8 @@ def cache_key(cfg: DataConfig, src: Source) -> str:
     params["min_user_interactions"], params["min_item_interactions"] = resolved_kcore(cfg, src)
     if cfg.name != "synthetic":
         params.pop("synthetic", None)
+    if not params.get("cold_item_fraction"):
+        params.pop("cold_item_fraction", None)  # off: the key (and every existing cache entry) stays as before
     payload = {"version": CACHE_VERSION, "source": src.identity, "params": params}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -185,6 +188,9 @@ def build(cfg: DataConfig, src: Source) -> PreparedData:
     )
     log.info("%s: %s", src.name, kcore_summary(inter.stats))
     split = make_split(cfg, inter)
+    cold = None
+    if cfg.cold_item_fraction:  # default off: the split above is used unchanged
+        split, cold = hold_out_cold_items(split, inter.num_items, cfg.cold_item_fraction, cfg.seed)
     popularity = np.bincount(split.train.values, minlength=inter.num_items + 1).astype(np.int64)
     popularity[0] = 0
     item_features = remap_item_features(features, item_map)
@@ -221,6 +227,7 @@ def build(cfg: DataConfig, src: Source) -> PreparedData:
         split=cfg.split,
         item_features=item_features,
         stats=stats,
+        cold=cold,
     )
 
 
@@ -265,6 +272,8 @@ def save_cache(data: PreparedData, entry: Path, key: str) -> bool:
         _save_seq(tmp, "train", data.train)
         _save_eval(tmp, "valid", data.valid)
         _save_eval(tmp, "test", data.test)
+        if data.cold is not None:
+            _save_eval(tmp, "cold", data.cold)
         np.save(tmp / "item_ids.npy", np.asarray(data.item_ids, dtype=str), allow_pickle=False)
         np.save(tmp / "user_ids.npy", np.asarray(data.user_ids, dtype=str), allow_pickle=False)
         np.save(tmp / "item_popularity.npy", data.item_popularity, allow_pickle=False)
@@ -305,6 +314,7 @@ def load_cache(entry: Path, key: str) -> PreparedData:
         split=meta["split"],
         item_features=features,
         stats=dict(meta.get("stats", {})),
+        cold=_load_eval(entry, "cold") if (entry / "cold.users.npy").is_file() else None,
     )
     if (
         len(data.train) != data.num_users

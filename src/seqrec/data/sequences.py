@@ -101,6 +101,7 @@ class PreparedData:
     split: str = "leave_one_out"
     item_features: object | None = None  # polars.DataFrame keyed by dense item id (column "item"), if any
     stats: dict = field(default_factory=dict)
+    cold: EvalSet | None = None  # data.cold_item_fraction > 0: test users whose target was held out of training
 
     def item_index(self) -> dict[str, int]:
         """Original item id → dense id."""

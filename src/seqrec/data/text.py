@@ -160,6 +160,17 @@ def tokenize_items(attributes: Sequence[Sequence[tuple[str, str]]], tokenizer: A
     return ItemTokens(offsets, tokens, types)
 
 
+def concat_item_tokens(parts: Sequence[ItemTokens]) -> ItemTokens:
+    """Catalogues side by side (part k's items after those of parts 0..k-1; one padding item), the item order of
+    :func:`seqrec.data.corpus.concat_prepared`."""
+    lengths = np.concatenate([[0]] + [p.lengths()[1:] for p in parts])
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    tokens = np.concatenate([np.asarray(p.tokens) for p in parts]) if parts else np.zeros(0, np.int32)
+    types = np.concatenate([np.asarray(p.types) for p in parts]) if parts else np.zeros(0, np.int8)
+    return ItemTokens(offsets, tokens.astype(np.int32, copy=False), types.astype(np.int8, copy=False))
+
+
 def text_cache_key(attributes: Sequence[Sequence[tuple[str, str]]], tokenizer_file: Path, caps: TextCaps) -> str:
     """sha256 of the texts (order and content), the tokenizer file's bytes, the caps and the cache version."""
     h = hashlib.sha256()

@@ -2,6 +2,8 @@
 
 A user sequence of length n is cut, from its end, into windows of ``max_len + 1`` items that overlap by one
 item (the last input of a window is the first target of the next): window ends are n, n - L, n - 2L, ... .
+Models that predict only the newest item of a window (Recformer reads a whole history as one text) take
+``stride=1`` instead: one window per target position, ends n, n - 1, ..., 2, each ending at its target.
 Windows are built as index arrays once, then gathered per batch with vectorised numpy (no Python lists).
 """
 
@@ -12,16 +14,23 @@ import numpy as np
 from seqrec.data.sequences import Sequences
 
 
-def window_index(seqs: Sequences, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, ends): one entry per window; window = seqs[row][max(0, end - L - 1): end], L = max_len."""
+def window_index(seqs: Sequences, max_len: int, stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, ends): one entry per window; window = seqs[row][max(0, end - L - 1): end], L = max_len.
+
+    ``stride``: distance between consecutive window ends of a row (None = ``max_len``: every target in exactly
+    one window; 1: one window per target position).
+    """
+    step = max_len if stride is None else stride
+    if step < 1:
+        raise ValueError(f"window stride must be >= 1, got {step}")
     lengths = seqs.lengths()
     n_targets = np.maximum(lengths - 1, 0)  # positions that have a previous item
-    n_windows = -(-n_targets // max_len)  # ceil
+    n_windows = -(-n_targets // step)  # ceil
     rows = np.repeat(np.arange(len(seqs), dtype=np.int64), n_windows)
-    # k-th window of a row (k = 0 is the newest) ends at length - k * L.
+    # k-th window of a row (k = 0 is the newest) ends at length - k * step.
     first = np.cumsum(n_windows) - n_windows
     k = np.arange(int(n_windows.sum()), dtype=np.int64) - np.repeat(first, n_windows)
-    ends = lengths[rows] - k * max_len
+    ends = lengths[rows] - k * step
     return rows, ends
 
 

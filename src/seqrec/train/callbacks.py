@@ -1,11 +1,14 @@
 """Callbacks of the training loop: what happens around the steps, without a branch inside ``fit``.
 
-``fit`` calls, on rank 0 of a process group only (the callbacks write and print):
+``fit`` calls, on rank 0 of a process group only (the callbacks write and print), except callbacks whose
+``every_rank`` is True (training steps such as Recformer's item re-encoding, which every rank must run alike):
 
 - ``on_fit_start(trainer)`` once, after a resume restored the state (so writers can replay its history);
+- ``on_epoch_start(trainer, epoch)`` before each epoch's first step;
 - ``on_step_end(trainer, record)`` after each optimizer step (``record``: loss, grad_norm, lr, step);
+- ``on_validation_start(trainer, record)`` before an epoch's validation (``record``: the epoch's entry so far);
 - ``on_epoch_end(trainer, record)`` after each epoch (``record``: the epoch's history entry, with ``valid``
-  metrics when it was validated);
+  metrics when it was validated), before the checkpoint and the early-stopping decision;
 - ``on_fit_end(trainer)`` once, also when training stopped with an error.
 
 Shipped: :class:`ConsoleLog` (one line per epoch), :class:`HistoryFiles` (``history.jsonl`` + ``history.csv``)
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from seqrec.io import atomic_write_text
 from seqrec.train.tracking import HistoryWriter, Tracker
@@ -29,10 +32,18 @@ if TYPE_CHECKING:
 class Callback:
     """No-op base: override what you need."""
 
+    every_rank: ClassVar[bool] = False  # True: passed to fit on every rank (it changes the training, not the logs)
+
     def on_fit_start(self, trainer: Trainer) -> None:
         pass
 
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        pass
+
     def on_step_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        pass
+
+    def on_validation_start(self, trainer: Trainer, record: dict[str, Any]) -> None:
         pass
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:

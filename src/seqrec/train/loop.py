@@ -10,7 +10,9 @@
 3. :func:`early_stop` — the best weights on ``train.monitor`` are kept, patience counts down; a non-finite score
    is never the best;
 4. :func:`checkpoint` — every ``checkpoint_every`` epochs ``<dir>/last`` is replaced atomically (rank 0 writes);
-5. callbacks (console line, history files, tracker) see the epoch's record.
+5. callbacks (console line, history files, tracker) see the epoch's record; ``on_epoch_start`` and
+   ``on_validation_start`` let a model's training steps (Recformer's item re-encoding and fine-tuning stages,
+   :mod:`seqrec.train.text_stages`) run without a branch here.
 
 At the end the best weights are loaded into the model. A non-finite loss or gradient norm stops the run with
 :class:`~seqrec.errors.TrainingDiverged` naming the epoch and step; the last checkpoint before it stays the
@@ -150,7 +152,8 @@ def fit(trainer: Trainer, callbacks: Sequence[Callback] = (), checkpoint_dir: st
     """Train ``trainer.model`` on ``data.train`` from wherever ``trainer.state`` stands; early-stop on validation.
 
     In a process group every rank calls ``fit`` with the same arguments; pass callbacks on rank 0 only (they
-    print and write). Every rank returns the same result. Raises :class:`TrainingDiverged` on a non-finite loss
+    print and write), except ``every_rank`` ones (training steps), on every rank. Every rank returns the same
+    result. Raises :class:`TrainingDiverged` on a non-finite loss
     or gradient norm, or when no validated epoch had a finite score.
     """
     tc, state = trainer.config.train, trainer.state
@@ -161,8 +164,12 @@ def fit(trainer: Trainer, callbacks: Sequence[Callback] = (), checkpoint_dir: st
     try:
         first = state.epoch + 1 if not trainer.should_stop else tc.epochs + 1
         for epoch in range(first, tc.epochs + 1):
+            for cb in callbacks:
+                cb.on_epoch_start(trainer, epoch)
             record = train_epoch(trainer, epoch, callbacks)
             if epoch % tc.eval_every == 0 or epoch == tc.epochs:
+                for cb in callbacks:
+                    cb.on_validation_start(trainer, record)
                 validate(trainer, record)
             early_stop(trainer, record)
             state = trainer.state

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 
@@ -29,6 +30,8 @@ from seqrec.train.callbacks import Callback, ConsoleLog, HistoryFiles, TrackerLo
 from seqrec.train.loop import FitResult, fit
 from seqrec.train.resume import load_checkpoint
 from seqrec.train.runtime import environment
+from seqrec.train.text_setup import is_text_model, prepare_for_training
+from seqrec.train.text_stages import training_steps
 from seqrec.train.tracking import make_tracker
 from seqrec.train.trainer import Trainer, estimate_memory
 from seqrec.version import __version__
@@ -38,7 +41,9 @@ def evaluate_split(
     model: torch.nn.Module | None, data: PreparedData, config: Config, split: str, device: torch.device | str,
     bootstrap: int | None = None, sharded: bool = False, scorer: Any = None,
 ) -> EvalResult:
-    """Evaluate ``model`` (or any ``scorer``) on the ``valid`` or ``test`` split under the configured protocol.
+    """Evaluate ``model`` (or any ``scorer``) on the ``valid``, ``test`` or ``cold`` split under the configured
+    protocol (``cold``: test users whose target was held out of training, ``data.cold_item_fraction``; an ID
+    model's candidates there are the items it trained on, see :func:`trained_items_only`).
 
     ``sharded``: every rank of the process group scores a share of the users (see ``evaluate``).
     """
@@ -46,10 +51,12 @@ def evaluate_split(
         assert model is not None
         model.eval()
         scorer = model_scorer(model)
+        if split == "cold" and not is_text_model(model):
+            scorer = trained_items_only(scorer, data)
     ec = config.eval
     return evaluate(
         scorer,
-        data.valid if split == "valid" else data.test,
+        _eval_set(data, split),
         data,
         config.data.max_len,
         ks=ec.ks,
@@ -63,6 +70,42 @@ def evaluate_split(
         device=device,
         sharded=sharded,
     )
+
+
+def _eval_set(data: PreparedData, split: str) -> Any:
+    if split == "cold":
+        if data.cold is None:
+            raise ConfigError(f"split 'cold': dataset {data.name} has no cold-start split (set "
+                              f"data.cold_item_fraction)")
+        return data.cold
+    return data.valid if split == "valid" else data.test
+
+
+def trained_items_only(scorer: Any, data: PreparedData) -> Any:
+    """An ID model has no representation of an item it never trained on (its row is the initialisation, only
+    ever pushed down as a negative): such items are not its candidates (-inf), as in a deployed ID model."""
+    unseen = torch.from_numpy(np.flatnonzero(np.asarray(data.item_popularity) == 0))  # (n,) includes padding
+
+    def score(history: torch.Tensor) -> torch.Tensor:
+        out = scorer(history).float().clone()  # (B, V + 1)
+        out[:, unseen.to(out.device)] = -torch.inf
+        return out
+
+    return score
+
+
+def cold_block(model: torch.nn.Module, data: PreparedData, config: Config, device: torch.device) -> dict[str, Any]:
+    """metrics.json "cold": the model on the users whose test target never appeared in training. Text models
+    score every item from its text; ID models only the items they trained on (so their HR there is 0), with the
+    untrained rows' chance-level result beside it (``test_untrained_rows``) for transparency."""
+    cold = evaluate_split(model, data, config, "cold", device, sharded=True)
+    out = {"test": cold.metrics, "test_ci95": cold.ci, "num_users": cold.num_users,
+           "cold_items": int(data.stats.get("cold_items", 0)),
+           "candidates": "all items, scored from text" if is_text_model(model) else "items seen in training"}
+    if not is_text_model(model):
+        raw = evaluate_split(None, data, config, "cold", device, bootstrap=0, sharded=True, scorer=model_scorer(model))
+        out["test_untrained_rows"] = raw.metrics
+    return out
 
 
 def metrics_block(valid: EvalResult, test: EvalResult) -> dict[str, Any]:
@@ -160,6 +203,7 @@ def _summary(result: FitResult, data: PreparedData, params: int) -> dict[str, An
 def build_for(config: Config, data: PreparedData, device: torch.device, console: Console) -> SequenceModel:
     """The config's model for ``data``'s catalogue (initialised from the global seed), announced on ``console``."""
     model = build_model(config.model, data.num_items, config.data.max_len)
+    prepare_for_training(model, config, data)  # text models: item text, model.init_from; ID models: nothing
     console.print(
         f"[bold]{config.model.name}[/] on {data.name}: {data.num_users} users, {data.num_items} items, "
         f"{model.num_parameters():,} params, device {device}"
@@ -176,6 +220,7 @@ def train_model(
     main = distributed.is_main()
     model = build_for(config, data, device, console)
     params = model.num_parameters()
+    steps = training_steps(model, config)  # every rank: Recformer's item re-encoding and stages; ID models: none
     trainer = Trainer(model, data, config, device, console)
     mem = estimate_memory(model, config, data.num_items)
     console.print(
@@ -191,7 +236,7 @@ def train_model(
         except (KeyError, ValueError, RuntimeError, TypeError) as err:
             raise CheckpointError(f"{where}: checkpoint does not fit this model/config ({err})") from None
         console.print(f"resumed from {where} after epoch {trainer.state.epoch}")
-    hooks: list[Callback] = []
+    hooks: list[Callback] = [*steps]  # first: they annotate the epoch's record before it is logged
     if main:
         hooks.append(ConsoleLog())
         if output_dir is not None:
@@ -205,6 +250,7 @@ def train_model(
     t_eval = time.perf_counter()
     valid = evaluate_split(model, data, config, "valid", device, sharded=True)
     test = evaluate_split(model, data, config, "test", device, sharded=True)
+    cold = cold_block(model, data, config, device) if data.cold is not None else None
     eval_time = time.perf_counter() - t_eval
     metrics = {
         **metrics_block(valid, test),
@@ -213,6 +259,7 @@ def train_model(
         "eval_time_s": eval_time,
         "baselines": baselines_block(data, config),
         "repeats": repeats_block(data, config),
+        **({"cold": cold} if cold is not None else {}),
         "total_time_s": time.perf_counter() - t0,
         "environment": {**environment(), "world_size": distributed.world_size()},
     }

@@ -95,7 +95,7 @@ class Trainer:
         if tc.activation_checkpointing:
             enable_activation_checkpointing(model)
         self.loss_fn = make_loss(config.loss, data.item_popularity)
-        self.rows, self.ends = window_index(data.train, self.max_len)  # one entry per training window
+        self.rows, self.ends = window_index(data.train, self.max_len, model.window_stride)  # one per window
         if len(self.rows) == 0:
             raise ConfigError(
                 f"data.max_len={self.max_len}: no training windows (every training sequence has fewer than 2 items)"
