@@ -39,7 +39,9 @@ from seqrec.eval.ranking import EvalResult, csr_gather_index, left_padded, maske
 from seqrec.io import atomic_write_text
 from seqrec.models import build_model
 from seqrec.models.base import SequenceModel
+from seqrec.train.adapters import ADAPTER, apply_adapters, merge_and_unload, save_adapter, without_peft
 from seqrec.train.callbacks import Callback
+from seqrec.train.init_from import check_init_run
 from seqrec.train.run import build_for, check_against_data, evaluate_split, item_titles, repeat_warning, train_model
 from seqrec.train.rundir import RunLock, read_run, write_run
 from seqrec.train.runtime import setup_process
@@ -198,7 +200,8 @@ class Recommender:
         if meta.get("model", rec.config.model.name) != rec.config.model.name:
             raise CheckpointError(f"{Path(directory) / 'model.safetensors'}: weights of model {meta.get('model')!r} "
                                   f"but config.yaml says {rec.config.model.name!r}")
-        model = build_model(rec.config.model, int(meta["num_items"]), int(meta["max_len"]))
+        model = apply_adapters(build_model(rec.config.model, int(meta["num_items"]), int(meta["max_len"])),
+                               rec.config.peft)  # an adapted run's weights include its adapters
         try:
             model.load_state_dict(run["tensors"], strict=True)
         except RuntimeError:
@@ -218,7 +221,7 @@ class Recommender:
     def fit(
         self, dataset: Dataset | None = None, *, output_dir: str | Path | None = None,
         data_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
-        console: Console | None = None, callbacks: Sequence[Callback] = (),
+        console: Console | None = None, callbacks: Sequence[Callback] = (), init_from: str | Path | None = None,
     ) -> Recommender:
         """Train with early stopping on validation, evaluate the best weights (``self.metrics``).
 
@@ -226,6 +229,8 @@ class Recommender:
         and at the end (weights, config, items, metrics); it is locked for the duration, a finished run there is
         never replaced unless ``overwrite``. ``train.profile`` / ``train.dry_run`` run a few steps instead and
         leave their report in ``self.report``. Inside torchrun/srun every rank calls ``fit``; rank 0 writes.
+        ``init_from``: a run directory of the same model family whose weights start this run (item tables mapped
+        by original item id when the catalogue differs, see :mod:`seqrec.train.init_from`).
         """
         if dataset is not None:  # the dataset defines the data; the model's history length stays this config's
             self.config.data = dataset.config.model_copy(update={"max_len": self.config.data.max_len})
@@ -233,6 +238,8 @@ class Recommender:
         main = distributed.is_main()
         console = console if console is not None and main else Console(quiet=True)
         out = Path(output_dir) if output_dir is not None else None
+        if init_from is not None:
+            check_init_run(init_from, config)
         lock = RunLock(out, resume=resume, overwrite=overwrite) if out is not None and main else None
         with lock if lock is not None else contextlib.nullcontext():
             device = setup_process(tc.threads, tc.seed, tc.device)
@@ -245,12 +252,12 @@ class Recommender:
                 if warning is not None:
                     console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
                 if tc.profile or tc.dry_run:
-                    self.report = self._probe(data, device, out, console)
+                    self.report = self._probe(data, device, out, console, init_from)
                     return self
                 if lock is not None:
                     lock.clear()
                 run = train_model(config, data, device, output_dir=out, console=console, resume=resume,
-                                  callbacks=callbacks)
+                                  callbacks=callbacks, init_from=init_from)
                 self.model, self.metrics, self.meta, self.history = run.model, run.metrics, run.meta, run.result.history
                 self.item_ids = [str(x) for x in data.item_ids]
                 self.item_titles = item_titles(data)
@@ -262,12 +269,13 @@ class Recommender:
                     distributed.cleanup()
         return self
 
-    def _probe(self, data: PreparedData, device: torch.device, out: Path | None, console: Console) -> dict:
+    def _probe(self, data: PreparedData, device: torch.device, out: Path | None, console: Console,
+               init_from: str | Path | None = None) -> dict:
         if distributed.world_size() > 1:
             raise ConfigError("train.profile/train.dry_run: run in one process (no --devices, no torchrun)")
         from seqrec.train.profiling import dry_run, profile_run
 
-        model = build_for(self.config, data, device, console)
+        model, _ = build_for(self.config, data, device, console, init_from=init_from)
         if self.config.train.dry_run:
             return dry_run(model, data, self.config, device=device, console=console)
         return profile_run(model, data, self.config, out or Path("out/profile"), device=device, console=console)
@@ -409,6 +417,8 @@ class Recommender:
                              "max_len": self.config.data.max_len, "params": model.num_parameters()}
         write_run(d, model=model, config=self.config, item_ids=self.item_ids, item_titles=self.item_titles,
                   meta=meta, metrics=self.metrics)
+        if self.config.peft.method != "none":
+            save_adapter(d / ADAPTER, model, self.config)
         if self.history:
             atomic_write_text(d / "history.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
         return d
@@ -417,6 +427,15 @@ class Recommender:
         assert self.model is not None and self.item_ids is not None
         write_run(out, model=self.model, config=self.config, item_ids=self.item_ids, item_titles=self.item_titles,
                   meta=self.meta, metrics=self.metrics)
+        if self.config.peft.method != "none":
+            save_adapter(out / ADAPTER, self.model, self.config)
+
+    def merge_adapters(self) -> Recommender:
+        """LoRA folded into the base weights (peft's merge): afterwards a plain model with ``peft.method: none``,
+        scoring as before (to float rounding); :meth:`save` then writes an adapter-free run. iLoRA: ConfigError."""
+        self.model = merge_and_unload(self._trained())
+        self.config = without_peft(self.config)
+        return self
 
     def __repr__(self) -> str:
         state = "trained" if self.model is not None else "untrained"

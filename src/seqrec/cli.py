@@ -131,6 +131,9 @@ def train(
     devices: Annotated[
         int, typer.Option("--devices", min=1, help="Data-parallel worker processes on this machine (via torchrun)")
     ] = 1,
+    init_from: Annotated[
+        Path | None, typer.Option("--init-from", help="Start from the weights of the run in DIR (same model family)")
+    ] = None,
 ) -> None:
     """Train with early stopping on validation, evaluate the best checkpoint on test, write the run directory.
 
@@ -145,6 +148,10 @@ def train(
 
         extra = [*(set_ or []), *(["train.profile=true"] if profile else []),
                  *(["train.dry_run=true"] if dry_run else [])]
+        if resume is not None and init_from is not None:
+            from seqrec.errors import ConfigError
+
+            raise ConfigError("--init-from: not with --resume (the checkpoint holds the weights)")
         if resume is not None:
             from seqrec.train.resume import resume_config
 
@@ -155,10 +162,10 @@ def train(
         else:
             cfg = load_config(config, extra)
         if devices > 1 and not distributed.in_launch():
-            _launch_workers(cfg, devices, config, output, set_, data_dir, resume, overwrite)
+            _launch_workers(cfg, devices, config, output, set_, data_dir, resume, overwrite, init_from)
         main = distributed.is_main()
         rec = Recommender(cfg).fit(output_dir=output, data_dir=data_dir, resume=resume is not None,
-                                   overwrite=overwrite, console=console if main else None)
+                                   overwrite=overwrite, console=console if main else None, init_from=init_from)
     except SeqrecError as err:
         _fail(err)
     if cfg.train.profile or cfg.train.dry_run or not main:
@@ -185,7 +192,7 @@ def train(
 
 def _launch_workers(
     cfg: Config, devices: int, config: Path | None, output: Path, set_: list[str] | None, data_dir: Path | None,
-    resume: Path | None, overwrite: bool,
+    resume: Path | None, overwrite: bool, init_from: Path | None = None,
 ) -> None:
     """Validate the run directory and cache the data once here (bad input: one line, exit 2), then run
     ``devices`` workers; exits with their status."""
@@ -213,6 +220,8 @@ def _launch_workers(
         args += ["--set", item]
     if data_dir is not None:
         args += ["--data-dir", str(data_dir)]
+    if init_from is not None:
+        args += ["--init-from", str(init_from)]
     raise typer.Exit(distributed.launch(devices, args))
 
 

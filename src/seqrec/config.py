@@ -173,12 +173,25 @@ class EvalConfig(_Section):
     baseline_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # fixed parameters: no tuning
 
 
+class PeftConfig(_Section):
+    """Parameter-efficient fine-tuning (:mod:`seqrec.train.adapters`): LoRA through ``peft`` or our iLoRA layer."""
+
+    method: Literal["none", "lora", "ilora"] = "none"  # none: every parameter trains
+    rank: int = Field(4, ge=1)  # r (iLoRA: the total rank, split into `experts` experts of rank r / K)
+    alpha: float = Field(8.0, gt=0)  # adapter output scaled by alpha / r (iLoRA: alpha / (r / K))
+    dropout: float = Field(0.0, ge=0, lt=1)  # dropout on the adapter's input
+    experts: int = Field(2, ge=1)  # iLoRA: K experts, one softmax gate each per sequence (rank divisible by K)
+    target_modules: list[str] | None = None  # Linear layers to adapt, names or suffixes; None: those in model.blocks
+    modules_to_save: list[str] = Field(default_factory=list)  # trained in full beside the adapters, e.g. item_emb
+
+
 class Config(_Section):
     data: DataConfig = DataConfig()
     model: ModelSection = ModelSection()
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    peft: PeftConfig = PeftConfig()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -274,7 +287,27 @@ def build_config(tree: dict | None = None, overrides: list[str] | None = None) -
         raise ConfigError(f"config key 'loss.name': unknown loss {config.loss.name!r} (allowed: {', '.join(LOSSES)})")
     model_config_from_section(config.model)
     _check_baseline_params(config.eval)
+    _check_peft(config)
     return config
+
+
+def _check_peft(config: Config) -> None:
+    """peft: cross-field rules, and the target / saved modules exist in the model (built on the meta device)."""
+    pc = config.peft
+    if pc.method == "none":
+        if pc.target_modules is not None or pc.modules_to_save:
+            raise ConfigError("config key 'peft.method': target_modules / modules_to_save need method lora or ilora")
+        return
+    import importlib.util
+
+    if pc.method == "lora" and importlib.util.find_spec("peft") is None:
+        raise ConfigError("config key 'peft.method': lora needs the peft package (pip install 'seqrec[peft]')")
+    if pc.method == "ilora" and pc.rank % pc.experts:
+        raise ConfigError(f"config key 'peft.experts': peft.rank ({pc.rank}) must be divisible by peft.experts "
+                          f"({pc.experts}): each iLoRA expert has rank r / K")
+    from seqrec.models.adapter_targets import check_peft_modules
+
+    check_peft_modules(config.model, config.data.max_len, pc.target_modules, pc.modules_to_save)
 
 
 def _check_baseline_params(ec: EvalConfig) -> None:

@@ -22,6 +22,7 @@ from seqrec.config import Config
 from seqrec.data.sequences import PreparedData
 from seqrec.io import atomic_write_text
 from seqrec.models.base import SequenceModel
+from seqrec.train.adapters import describe_params, params_block
 from seqrec.train.runtime import peak_memory_mb
 from seqrec.train.trainer import Trainer, estimate_memory
 
@@ -90,9 +91,10 @@ def dry_run(
 ) -> dict[str, Any]:
     """Build, estimate, run one optimizer step; returns params, estimate, step time and peak memory."""
     mem = estimate_memory(model, config, data.num_items)
+    counts = params_block(model, config.peft)
     trainer = Trainer(model, data, config, device, console)
     console.print(
-        f"dry run: {int(mem['params']):,} params; estimated {mem['total_mb']:.0f} MiB per step "
+        f"dry run: {describe_params(counts)}; estimated {mem['total_mb']:.0f} MiB per step "
         f"(weights+optimizer {mem['weights_optimizer_mb']:.0f}, activations {mem['activations_mb']:.0f}, "
         f"full logits {mem['logits_mb']:.0f})",
         highlight=False,
@@ -104,4 +106,4 @@ def dry_run(
     peak = peak_memory_mb(device)
     console.print(f"dry run: one step {step_s:.2f} s, loss {loss:.4f}, peak memory {peak:.0f} MiB", highlight=False)
     return {"dry_run": True, "params": int(mem["params"]), "memory_estimate_mb": mem, "step_time_s": step_s,
-            "loss": loss, "grad_norm": norm, "peak_memory_mb": peak}
+            "loss": loss, "grad_norm": norm, "peak_memory_mb": peak, **counts}

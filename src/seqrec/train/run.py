@@ -26,7 +26,9 @@ from seqrec.errors import CheckpointError, ConfigError
 from seqrec.eval.ranking import EvalResult, evaluate, model_scorer
 from seqrec.models import build_model
 from seqrec.models.base import SequenceModel
+from seqrec.train.adapters import apply_adapters, describe_params, params_block, peft_summary
 from seqrec.train.callbacks import Callback, ConsoleLog, HistoryFiles, TrackerLog
+from seqrec.train.init_from import load_init
 from seqrec.train.loop import FitResult, fit
 from seqrec.train.resume import load_checkpoint
 from seqrec.train.runtime import environment
@@ -200,27 +202,35 @@ def _summary(result: FitResult, data: PreparedData, params: int) -> dict[str, An
     }
 
 
-def build_for(config: Config, data: PreparedData, device: torch.device, console: Console) -> SequenceModel:
-    """The config's model for ``data``'s catalogue (initialised from the global seed), announced on ``console``."""
+def build_for(
+    config: Config, data: PreparedData, device: torch.device, console: Console, init_from: str | Path | None = None,
+) -> tuple[SequenceModel, dict[str, Any] | None]:
+    """The config's model for ``data``'s catalogue (initialised from the global seed, then from ``init_from``'s
+    weights when given, then adapted by ``config.peft``), announced on ``console``; returns it and the init report."""
     model = build_model(config.model, data.num_items, config.data.max_len)
     prepare_for_training(model, config, data)  # text models: item text, model.init_from; ID models: nothing
+    init = None
+    if init_from is not None:
+        init = load_init(model, config, [str(x) for x in data.item_ids], init_from, console)
+    apply_adapters(model, config.peft)
     console.print(
         f"[bold]{config.model.name}[/] on {data.name}: {data.num_users} users, {data.num_items} items, "
-        f"{model.num_parameters():,} params, device {device}"
+        f"{describe_params(params_block(model, config.peft))}, device {device}"
     )
-    return model
+    return model, init
 
 
 def train_model(
     config: Config, data: PreparedData, device: torch.device, *, output_dir: Path | None, console: Console,
-    resume: bool = False, callbacks: Sequence[Callback] = (),
+    resume: bool = False, callbacks: Sequence[Callback] = (), init_from: str | Path | None = None,
 ) -> TrainedRun:
     """Train ``config``'s model on ``data`` and evaluate it (see the module docstring)."""
     t0 = time.perf_counter()
     main = distributed.is_main()
-    model = build_for(config, data, device, console)
+    model, init = build_for(config, data, device, console, init_from=None if resume else init_from)
     params = model.num_parameters()
     steps = training_steps(model, config)  # every rank: Recformer's item re-encoding and stages; ID models: none
+    counts = params_block(model, config.peft)
     trainer = Trainer(model, data, config, device, console)
     mem = estimate_memory(model, config, data.num_items)
     console.print(
@@ -256,6 +266,10 @@ def train_model(
         **metrics_block(valid, test),
         "model": config.model.name,
         **_summary(result, data, params),
+        "trainable_params": counts["trainable_params"],
+        "total_params": counts["total_params"],
+        "peft": peft_summary(config.peft),
+        **({"init_from": init} if init is not None else {}),
         "eval_time_s": eval_time,
         "baselines": baselines_block(data, config),
         "repeats": repeats_block(data, config),

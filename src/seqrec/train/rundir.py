@@ -29,8 +29,8 @@ from seqrec.train.checkpoint import WEIGHTS, load_weights, save_weights
 
 CONFIG, ITEMS, TITLES, METRICS = "config.yaml", "items.json", "item_titles.json", "metrics.json"
 LOCK = ".lock"
-RUN_FILES = (WEIGHTS, CONFIG, ITEMS, TITLES, METRICS, "history.jsonl", "history.csv", "last", "last.prev",
-             "profile", "tensorboard", "wandb", "mlruns")  # what --overwrite removes (nothing else)
+RUN_FILES = (WEIGHTS, "adapter.safetensors", CONFIG, ITEMS, TITLES, METRICS, "history.jsonl", "history.csv",
+             "last", "last.prev", "profile", "tensorboard", "wandb", "mlruns")  # what --overwrite removes (only these)
 
 
 class RunLock:

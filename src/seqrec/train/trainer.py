@@ -328,6 +328,7 @@ def estimate_memory(model: SequenceModel, config: Config, num_items: int) -> dic
     """
     tc = config.train
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)  # adapters: weights only, no grads
     mcfg = getattr(model, "config", None)
     hidden = int(getattr(mcfg, "hidden", model.item_weight().shape[-1]))
     layers = int(getattr(mcfg, "layers", 2) or 2)
@@ -342,7 +343,7 @@ def estimate_memory(model: SequenceModel, config: Config, num_items: int) -> dic
     logits = 3.0 * b * t * (num_items + 1) * 4
     out = {
         "params": float(params),
-        "weights_optimizer_mb": params * 16 / 2**20,  # fp32 weights + grads + 2 AdamW moments
+        "weights_optimizer_mb": (params * 16 + frozen * 4) / 2**20,  # fp32 weights + grads + 2 AdamW moments
         "activations_mb": acts / 2**20,
         "logits_mb": logits / 2**20,
     }
