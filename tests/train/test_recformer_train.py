@@ -173,3 +173,18 @@ def test_resume_of_a_finished_recformer_run_refuses_to_start_over(reference: Pat
 
     with pytest.raises(DataError, match="finished run"):
         Recommender(rf_config()).fit(output_dir=copy)
+
+
+def test_in_memory_frame_with_titles_trains_and_recommends() -> None:
+    """Dataset.from_polars with an item_text table: the titles are the items' text (key 'title')."""
+    n_items = 30
+    rows = [(f"u{u}", f"sku{(u + t * (1 + u % 3)) % n_items}", t) for u in range(40) for t in range(8)]
+    df = pl.DataFrame(rows, schema=["user", "item", "t"], orient="row").sample(fraction=1.0, seed=1, shuffle=True)
+    titles = pl.DataFrame({"item": [f"sku{i}" for i in range(n_items)],
+                           "title": [f"{['red', 'blue', 'green'][i % 3]} thing {i}" for i in range(n_items)]})
+    data = Dataset.from_polars(df, user_col="user", item_col="item", time_col="t", item_text=titles,
+                               min_user_interactions=0, min_item_interactions=0)
+    rec = Recommender(rf_config("train.epochs=1", "model.stage1_epochs=1")).fit(data)
+    assert rec.model.text.num_items == data.data.num_items
+    top = rec.recommend(users=["u1"], k=3, dataset=data)
+    assert top.height == 3 and top["title"].str.contains("thing").all()
