@@ -259,6 +259,19 @@ def test_fast_typed_ratings_match_the_diagnosing_reader(tmp_path):
         read_ml100k(bad)
 
 
+def test_ml20m_ratings_csv_takes_the_typed_path_and_matches_the_diagnosing_reader(tmp_path):
+    """The header'd ML-20M ratings.csv is read typed (integer ids); polars once refused that schema against the
+    header, so the slow string path ran silently every time."""
+    rows = "".join(f"{u},{i},{(u + i) % 10 / 2 + 0.5},{1112486027 + 7 * u - i}\n" for u in (1, 2, 30) for i in (29, 7))
+    p = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n" + rows)
+    fast, _ = read_ml_csv(p)
+    assert fast["user"].dtype == pl.Int64 and fast["timestamp"].dtype == pl.Int64 and fast.height == 6
+    slow = read_delimited(p, sep=",", user_col="userId", item_col="movieId", time_col="timestamp",
+                          rating_col="rating")  # fmt: skip
+    cast = fast.with_columns(pl.col("user", "item").cast(pl.String), pl.col("timestamp").cast(pl.Float64))
+    assert cast.equals(slow.select(cast.columns))
+
+
 def test_steam_python_literal_reviews_and_games(tmp_path):
     reviews = [
         {"username": "ann", "product_id": "620", "date": "2014-01-02", "text": "great"},
