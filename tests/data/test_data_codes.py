@@ -161,3 +161,22 @@ def test_compact_and_group_order():
     assert new.tolist() == [0, 0, 1, 1, 1, 2] and old.tolist() == [0, 2, 5]
     perm = group_order(new, np.array([2, 0, 1]))  # user 1 first, then 2, then 0; rows keep their order
     assert perm.tolist() == [2, 3, 4, 5, 0, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.integers(-(2**63), 2**63 - 1) | st.integers(-3, 40), min_size=1, max_size=40),
+       seed=st.integers(0, 2**16))  # fmt: skip
+def test_integer_ids_give_what_their_decimal_strings_give(values, seed):
+    """Readers keep integer id columns (Parquet) as Int64 instead of decimal strings: the same result."""
+    rng = np.random.default_rng(seed)
+    n = len(values)
+    df = pl.DataFrame({"user": pl.Series(values, dtype=pl.Int64), "item": pl.Series(values[::-1], dtype=pl.Int64),
+                       "timestamp": rng.integers(0, 3, n)})  # fmt: skip
+    as_text = df.with_columns(pl.col("user", "item").cast(pl.String))
+    df = pl.concat([df, df])  # every user twice, so the 2-core keeps something
+    as_text = pl.concat([as_text, as_text])
+    got, got_map = preprocess(df, min_user_interactions=2)
+    ref, ref_map = preprocess_reference(as_text, min_user_interactions=2)
+    for name in ("users", "items", "times", "user_ids", "item_ids"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(ref, name), err_msg=name)
+    assert got_map.equals(ref_map)

@@ -80,7 +80,8 @@ def test_parquet(tmp_path):
     p = tmp_path / "x.parquet"
     pl.DataFrame({"user_id": [1, 1], "item_id": ["a", "b"], "timestamp": [2.5, 1.0]}).write_parquet(p)
     df, feats = read_file(DataConfig(name="file", path=str(p)))
-    assert df["user"].to_list() == ["1", "1"] and df["timestamp"].to_list() == [2.5, 1.0] and feats is None
+    assert df["user"].to_list() == [1, 1] and df["timestamp"].to_list() == [2.5, 1.0] and feats is None
+    assert df["user"].dtype == pl.Int64 and df["item"].dtype == pl.String  # integer ids stay integers
 
 
 def test_atomic_with_item_side_info(tmp_path):
