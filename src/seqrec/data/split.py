@@ -41,7 +41,38 @@ class Split:
 def take_prefixes(
     offsets: np.ndarray, values: np.ndarray, rows: np.ndarray, lengths: np.ndarray
 ) -> Sequences:
-    """Sequences made of ``values[offsets[r] : offsets[r] + n]`` for each (r, n) in zip(rows, lengths)."""
+    """Sequences made of ``values[offsets[r] : offsets[r] + n]`` for each (r, n) in zip(rows, lengths).
+
+    When ``rows`` is strictly increasing (every split's case) the output is ``values`` minus what is left out,
+    in place: a boolean mask cleared at the left-out positions (usually a few per row), then one masked copy,
+    instead of an index per output value. Otherwise (and as the test reference) :func:`take_prefixes_reference`.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if len(rows) > 1 and not bool(np.all(rows[1:] > rows[:-1])):
+        return take_prefixes_reference(offsets, values, rows, lengths)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n_rows = len(offsets) - 1
+    kept = np.zeros(n_rows, dtype=np.int64)  # (n_rows,) prefix length kept of every row (0: not taken)
+    kept[rows] = lengths
+    drop_start = offsets[:-1] + kept  # each row's left-out tail: [drop_start, offsets[r + 1])
+    drop_len = offsets[1:] - drop_start
+    if len(drop_len) and int(drop_len.min()) < 0:  # a "prefix" longer than its row: only the reference reads on
+        return take_prefixes_reference(offsets, values, rows, lengths)
+    drop_offsets = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(drop_len, out=drop_offsets[1:])
+    dropped = np.arange(int(drop_offsets[-1]), dtype=np.int64) + np.repeat(drop_start - drop_offsets[:-1], drop_len)
+    mask = np.ones(len(values), dtype=bool)
+    mask[dropped] = False
+    out_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out_offsets[1:])
+    return Sequences(out_offsets, np.asarray(values)[mask])
+
+
+def take_prefixes_reference(
+    offsets: np.ndarray, values: np.ndarray, rows: np.ndarray, lengths: np.ndarray
+) -> Sequences:
+    """:func:`take_prefixes` by one gather index per output value (any row order)."""
     rows = np.asarray(rows, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
     out_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
