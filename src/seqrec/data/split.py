@@ -132,10 +132,13 @@ def global_temporal(
     n_users = len(offsets) - 1
     lengths = np.diff(offsets)
     cutoff = temporal_cutoff(times, quantile)
-    in_pool = np.asarray(times, dtype=np.float64) <= cutoff
+    times = np.asarray(times)
+    # numpy compares integer times with the float cutoff in float64, as an explicit conversion would (no copy)
+    in_pool = (times <= cutoff) if times.dtype.kind in "iuf" else (np.asarray(times, dtype=np.float64) <= cutoff)
     # within a user times are sorted, so the pool is a prefix of each sequence: its length is the count
-    user_of = np.repeat(np.arange(n_users), lengths)
-    pool_len = np.bincount(user_of[in_pool], minlength=n_users).astype(np.int64)
+    pooled = np.zeros(len(in_pool) + 1, dtype=np.int64)  # (nnz + 1,) pool interactions before each position
+    np.cumsum(in_pool, out=pooled[1:])
+    pool_len = pooled[offsets[1:]] - pooled[offsets[:-1]]
     post_len = lengths - pool_len
 
     test_users = np.flatnonzero((pool_len >= 1) & (post_len >= 1))
