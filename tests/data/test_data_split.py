@@ -10,6 +10,7 @@ from seqrec.data.split import (
     leave_one_out,
     leave_one_out_reference,
     take_prefixes,
+    take_prefixes_reference,
     temporal_cutoff,
 )
 
@@ -118,3 +119,18 @@ def test_global_temporal_validation_is_seeded_and_removed_from_train():
         assert len(a.train[u]) == pool[u] - 1
         assert a.valid.inputs[i].tolist() == a.train[u].tolist()
         assert a.valid.targets[i] == items[offsets[u] + pool[u] - 1]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_take_prefixes_masked_path_matches_the_gather_reference(seed):
+    offsets, values, _ = random_data(seed)
+    rng = np.random.default_rng(seed)
+    lengths = np.diff(offsets)
+    for rows in (np.arange(len(lengths)), np.flatnonzero(rng.random(len(lengths)) < 0.5), np.zeros(0, np.int64),
+                 rng.permutation(len(lengths))[:10]):  # fmt: skip
+        take = rng.integers(0, lengths[rows] + 1) if len(rows) else np.zeros(0, np.int64)
+        got = take_prefixes(offsets, values, rows, take)
+        ref = take_prefixes_reference(offsets, values, rows, take)
+        np.testing.assert_array_equal(got.offsets, ref.offsets)
+        np.testing.assert_array_equal(got.values, ref.values)
+        assert got.values.dtype == ref.values.dtype

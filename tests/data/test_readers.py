@@ -80,7 +80,8 @@ def test_parquet(tmp_path):
     p = tmp_path / "x.parquet"
     pl.DataFrame({"user_id": [1, 1], "item_id": ["a", "b"], "timestamp": [2.5, 1.0]}).write_parquet(p)
     df, feats = read_file(DataConfig(name="file", path=str(p)))
-    assert df["user"].to_list() == ["1", "1"] and df["timestamp"].to_list() == [2.5, 1.0] and feats is None
+    assert df["user"].to_list() == [1, 1] and df["timestamp"].to_list() == [2.5, 1.0] and feats is None
+    assert df["user"].dtype == pl.Int64 and df["item"].dtype == pl.String  # integer ids stay integers
 
 
 def test_atomic_with_item_side_info(tmp_path):
@@ -257,6 +258,19 @@ def test_fast_typed_ratings_match_the_diagnosing_reader(tmp_path):
     assert fast_ratings(bad, sep="\t", has_header=False, width=4, cols=(0, 1, 2, 3)) is None
     with pytest.raises(DataError, match="line 88"):
         read_ml100k(bad)
+
+
+def test_ml20m_ratings_csv_takes_the_typed_path_and_matches_the_diagnosing_reader(tmp_path):
+    """The header'd ML-20M ratings.csv is read typed (integer ids); polars once refused that schema against the
+    header, so the slow string path ran silently every time."""
+    rows = "".join(f"{u},{i},{(u + i) % 10 / 2 + 0.5},{1112486027 + 7 * u - i}\n" for u in (1, 2, 30) for i in (29, 7))
+    p = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n" + rows)
+    fast, _ = read_ml_csv(p)
+    assert fast["user"].dtype == pl.Int64 and fast["timestamp"].dtype == pl.Int64 and fast.height == 6
+    slow = read_delimited(p, sep=",", user_col="userId", item_col="movieId", time_col="timestamp",
+                          rating_col="rating")  # fmt: skip
+    cast = fast.with_columns(pl.col("user", "item").cast(pl.String), pl.col("timestamp").cast(pl.Float64))
+    assert cast.equals(slow.select(cast.columns))
 
 
 def test_steam_python_literal_reviews_and_games(tmp_path):

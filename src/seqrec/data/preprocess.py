@@ -14,18 +14,24 @@ Steps, in order:
    order of the original id: numerically when every id of that kind is an integer (so ML-100K item ``"7"``
    stays item 7 and SASRec's 1-based ids are unchanged when nothing is filtered), lexicographically otherwise.
    This order does not depend on the file order, so the same set of ids always gets the same dense ids.
+
+:func:`preprocess` runs these steps on integer codes of the ids (:mod:`seqrec.data.codes`, about 3x faster on
+20M rows); :func:`preprocess_reference` is the plain polars formulation it is tested against.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
+from seqrec.data.codes import chronological_order, compact, group_order, hashed_codes, integer_codes, kcore_mask
 from seqrec.errors import DataError
 
 PAD = "<pad>"
+_INT64_TEXT = r"^-?\d{1,18}$"  # decimal integers that fit int64: sorted numerically (see _sorted_ids)
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,7 @@ def _sorted_ids(values: pl.Series) -> pl.Series:
     uniq = values.unique()
     if uniq.dtype.is_integer():
         return uniq.sort()
-    if len(uniq) and bool(uniq.str.contains(r"^-?\d{1,18}$").all()):
+    if len(uniq) and bool(uniq.str.contains(_INT64_TEXT).all()):
         frame = pl.DataFrame({"id": uniq, "num": uniq.cast(pl.Int64)})
         return frame.sort(["num", "id"])["id"]
     if len(uniq) and bool(uniq.str.contains(r"^-?\d+$").all()):
@@ -69,14 +75,16 @@ def _sorted_ids(values: pl.Series) -> pl.Series:
     return uniq.sort()
 
 
-def _check_timestamps(df: pl.DataFrame, source: str) -> None:
+def _check_timestamps(df: pl.DataFrame, source: str, uniques: bool = False) -> None:
     """Defensive (readers already refuse these): finite numeric timestamps, non-null ids without NUL characters
-    (numpy str arrays drop trailing NULs, which would merge "a\\x00" into "a")."""
+    (numpy str arrays drop trailing NULs, which would merge "a\\x00" into "a"). ``uniques``: look for NULs
+    among the distinct ids first (far fewer strings); the row is only searched for when there is one."""
     for col in ("user", "item"):
         if df[col].null_count():
             row = int(df[col].is_null().arg_true()[0])
             raise DataError(f"{source}: interaction {row + 1}: missing {col} id")
-        if df[col].dtype == pl.String and bool(df[col].str.contains("\x00", literal=True).any()):
+        values = df[col].unique() if uniques and df[col].dtype == pl.String else df[col]
+        if df[col].dtype == pl.String and bool(values.str.contains("\x00", literal=True).any()):
             row = int(df[col].str.contains("\x00", literal=True).arg_true()[0])
             raise DataError(f"{source}: interaction {row + 1}: {col} id contains a NUL character")
     ts = df["timestamp"]
@@ -126,6 +134,15 @@ def kcore_reference(pairs: list[tuple[str, str]], min_user: int, min_item: int) 
             return pairs
 
 
+def _check_table(df: pl.DataFrame, source: str) -> None:
+    for col in ("user", "item", "timestamp"):
+        if col not in df.columns:
+            have = ", ".join(df.columns)
+            raise DataError(f"{source}: interaction table lacks column '{col}' (has: {have})")
+    if df.height == 0:
+        raise DataError(f"{source}: no interactions found (empty file?)")
+
+
 def preprocess(
     df: pl.DataFrame,
     *,
@@ -137,15 +154,161 @@ def preprocess(
 ) -> tuple[Interactions, pl.DataFrame]:
     """Raw interactions → :class:`Interactions`, plus the item map (columns ``item`` str, ``dense`` int32).
 
-    ``source`` names the input in error messages.
+    ``source`` names the input in error messages. The steps of the module doc run on integer codes of the ids
+    (:mod:`seqrec.data.codes`), with exactly the result of :func:`preprocess_reference`; that plain formulation
+    also takes the inputs this path does not cover (a caller's own ``row`` column, non-numeric timestamps).
+    ``stats["step_seconds"]`` times the steps.
     """
-    for col in ("user", "item", "timestamp"):
-        if col not in df.columns:
-            have = ", ".join(df.columns)
-            raise DataError(f"{source}: interaction table lacks column '{col}' (has: {have})")
+    # Over 80 lines on purpose: the steps of the module doc in order, each a few lines on the same three arrays
+    # (users, items, times); split into helpers they would pass those arrays and the stats dict around.
+    _check_table(df, source)
+    ts = df["timestamp"].dtype
+    if "row" in df.columns or not (ts.is_integer() or ts.is_float()):
+        return preprocess_reference(
+            df, rating_threshold=rating_threshold, duplicates=duplicates, source=source,
+            min_user_interactions=min_user_interactions, min_item_interactions=min_item_interactions,
+        )  # fmt: skip
+    steps: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        steps[name], clock[0] = round(now - clock[0], 4), now
+
     stats: dict = {"raw_interactions": df.height}
-    if df.height == 0:
-        raise DataError(f"{source}: no interactions found (empty file?)")
+    _check_timestamps(df, source, uniques=True)
+    lap("checks")
+    for col in ("user", "item"):  # as in the reference: other id types are compared as strings
+        if not (df[col].dtype == pl.String or df[col].dtype.is_integer()):
+            df = df.with_columns(pl.col(col).cast(pl.String))
+    user_ids, users = _codes(df["user"])  # (num raw users,) sorted ids; (n,) int64 position in them
+    item_ids, items = _codes(df["item"])
+    stats["raw_users"], stats["raw_items"] = len(user_ids), len(item_ids)
+    # (n,) the column's own dtype, as in the reference, except integral floats: int64 now (the reference converts
+    # at the end, and a subset of integral floats is integral, so the result is the same)
+    times = _times_array(df["timestamp"].to_numpy())
+    lap("codes")
+
+    if rating_threshold is not None:
+        if "rating" not in df.columns:
+            raise DataError(
+                f"{source}: data.rating_threshold={rating_threshold} needs a rating column "
+                f"(set data.rating_col; columns: {', '.join(df.columns)})"
+            )
+        keep = (df["rating"] >= rating_threshold).fill_null(False).to_numpy()
+        users, items, times = users[keep], items[keep], times[keep]
+        stats["after_rating_threshold"] = len(users)
+    if duplicates not in ("keep", "first", "last"):
+        raise DataError(f"data.duplicates: expected keep, first or last, got {duplicates!r}")
+    order = chronological_order(users, times)  # stable chronology: ties keep file order
+    users, items, times = users[order], items[order], times[order]
+    lap("sort")
+    if duplicates != "keep":
+        pair = pl.Series(users.astype(np.int64) * len(item_ids) + items)  # (n,) one int per (user, item)
+        keep = (pair.is_first_distinct() if duplicates == "first" else pair.is_last_distinct()).to_numpy()
+        users, items, times = users[keep], items[keep], times[keep]
+        stats["after_duplicates"] = len(users)
+
+    count_u = np.bincount(users, minlength=len(user_ids))  # (num raw users,) rows per user
+    count_i = np.bincount(items, minlength=len(item_ids))
+    before = _code_counts(count_u, count_i, len(users))
+    keep, passes = kcore_mask(users, items, count_u, count_i, min_user_interactions, min_item_interactions)
+    if not keep.all():
+        users, items, times = users[keep], items[keep], times[keep]
+    stats["kcore_passes"] = passes
+    stats["kcore"] = {
+        "min_user": min_user_interactions, "min_item": min_item_interactions, "passes": passes,
+        "before": before, "after": _code_counts(count_u, count_i, len(users)),
+    }  # fmt: skip
+    if len(users) == 0:
+        raise DataError(
+            f"{source}: no interactions left after filtering (rating_threshold={rating_threshold}, "
+            f"min_user_interactions={min_user_interactions}, min_item_interactions={min_item_interactions})"
+        )
+    lap("kcore")
+    out = _densify_codes(users, items, times, (user_ids, count_u), (item_ids, count_i), stats)
+    lap("dense_ids")
+    stats["step_seconds"] = steps
+    return out
+
+
+def _codes(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """(sorted unique ids as :func:`_sorted_ids` orders them, (n,) position of each value in them).
+
+    Integer ids, and strings that are all decimal integers (files read as text) where no two spell the same
+    number ("7" and "07"), take the lookup table of :func:`integer_codes`: their sorted order is the numeric one,
+    so the numeric rank is the position. Other strings are hashed."""
+    fast = integer_codes(values)
+    if fast is not None:
+        return fast
+    ids = _sorted_ids(values)
+    if values.dtype == pl.String and len(ids) and bool(ids.str.contains(_INT64_TEXT).all()):
+        fast = integer_codes(values.cast(pl.Int64))
+        if fast is not None and len(fast[0]) == len(ids):
+            return ids, fast[1]
+    return ids, hashed_codes(values, ids)
+
+
+def _code_counts(count_u: np.ndarray, count_i: np.ndarray, rows: int) -> dict:
+    return {"users": int(np.count_nonzero(count_u)), "items": int(np.count_nonzero(count_i)), "interactions": rows}
+
+
+def _final_rank(kept: pl.Series) -> np.ndarray | None:
+    """(m,) dense position of each kept id when the kept ids alone order differently (strings that are all
+    integers once the others are filtered out: numeric instead of lexicographic); None when unchanged."""
+    final = _sorted_ids(kept)
+    return None if final.equals(kept) else hashed_codes(kept, final)
+
+
+def _densify_codes(
+    users: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray,
+    user_side: tuple[pl.Series, np.ndarray],
+    item_side: tuple[pl.Series, np.ndarray],
+    stats: dict,
+) -> tuple[Interactions, pl.DataFrame]:
+    """Step 5 on codes: renumber the kept users / items in the order of their original ids (see the module doc);
+    rows stay grouped by user in chronological order. ``*_side``: (raw sorted ids, kept rows per id)."""
+    (user_ids, count_u), (item_ids, count_i) = user_side, item_side
+    users, kept_u = compact(users, count_u)
+    items, kept_i = compact(items, count_i)
+    user_kept, item_kept = user_ids.gather(kept_u), item_ids.gather(kept_i)
+    rank = _final_rank(user_kept)
+    if rank is not None:
+        perm = group_order(users, rank)
+        users, items, times = rank[users][perm], items[perm], times[perm]
+        user_kept = user_kept.gather(np.argsort(rank))
+    rank = _final_rank(item_kept)
+    if rank is not None:
+        items = rank[items]
+        item_kept = item_kept.gather(np.argsort(rank))
+    item_dense = pl.Series("dense", np.arange(1, len(item_kept) + 1, dtype=np.int32))
+    inter = Interactions(
+        users=users.astype(np.int64, copy=False),
+        items=(items + 1).astype(np.int32),
+        times=_times_array(times),
+        user_ids=np.asarray(user_kept.cast(pl.String).to_list(), dtype=str),
+        item_ids=np.asarray([PAD, *item_kept.cast(pl.String).to_list()], dtype=str),
+        stats=stats,
+    )
+    item_map = pl.DataFrame({"item": item_kept.cast(pl.String), "dense": item_dense})
+    return inter, item_map
+
+
+def preprocess_reference(
+    df: pl.DataFrame,
+    *,
+    rating_threshold: float | None = None,
+    duplicates: str = "keep",
+    min_user_interactions: int = 0,
+    min_item_interactions: int = 0,
+    source: str = "data",
+) -> tuple[Interactions, pl.DataFrame]:
+    """The plain polars formulation of :func:`preprocess` (frames keyed by the original ids, two sorts): the
+    reference the fast path is tested against, and the path for inputs it does not cover."""
+    _check_table(df, source)
+    stats: dict = {"raw_interactions": df.height}
     _check_timestamps(df, source)
     stats["raw_users"] = df["user"].n_unique()
     stats["raw_items"] = df["item"].n_unique()
@@ -199,20 +362,25 @@ def _densify(df: pl.DataFrame, stats: dict) -> tuple[Interactions, pl.DataFrame]
         pl.col("item").replace_strict(item_ids, item_dense, return_dtype=pl.Int32).alias("iid"),
     ).sort(["uid", "timestamp", "row"])
 
-    times = df["timestamp"].to_numpy()
-    integral = len(times) and np.all(np.isfinite(times)) and np.all(times == np.round(times))
-    if times.dtype.kind == "f" and integral and np.abs(times).max() < 2**62:
-        times = times.astype(np.int64)  # float columns holding whole seconds (RecBole "timestamp:float")
     inter = Interactions(
         users=df["uid"].to_numpy().astype(np.int64, copy=False),
         items=df["iid"].to_numpy().astype(np.int32, copy=False),
-        times=times,
+        times=_times_array(df["timestamp"].to_numpy()),
         user_ids=np.asarray(user_ids.cast(pl.String).to_list(), dtype=str),
         item_ids=np.asarray([PAD, *item_ids.cast(pl.String).to_list()], dtype=str),
         stats=stats,
     )
     item_map = pl.DataFrame({"item": item_ids.cast(pl.String), "dense": item_dense})
     return inter, item_map
+
+
+def _times_array(times: np.ndarray) -> np.ndarray:
+    if times.dtype.kind != "f":
+        return times
+    integral = len(times) and np.all(np.isfinite(times)) and np.all(times == np.round(times))
+    if integral and np.abs(times).max() < 2**62:
+        times = times.astype(np.int64)  # float columns holding whole seconds (RecBole "timestamp:float")
+    return times
 
 
 def remap_item_features(features: pl.DataFrame | None, item_map: pl.DataFrame) -> pl.DataFrame | None:

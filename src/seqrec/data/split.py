@@ -41,7 +41,38 @@ class Split:
 def take_prefixes(
     offsets: np.ndarray, values: np.ndarray, rows: np.ndarray, lengths: np.ndarray
 ) -> Sequences:
-    """Sequences made of ``values[offsets[r] : offsets[r] + n]`` for each (r, n) in zip(rows, lengths)."""
+    """Sequences made of ``values[offsets[r] : offsets[r] + n]`` for each (r, n) in zip(rows, lengths).
+
+    When ``rows`` is strictly increasing (every split's case) the output is ``values`` minus what is left out,
+    in place: a boolean mask cleared at the left-out positions (usually a few per row), then one masked copy,
+    instead of an index per output value. Otherwise (and as the test reference) :func:`take_prefixes_reference`.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if len(rows) > 1 and not bool(np.all(rows[1:] > rows[:-1])):
+        return take_prefixes_reference(offsets, values, rows, lengths)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n_rows = len(offsets) - 1
+    kept = np.zeros(n_rows, dtype=np.int64)  # (n_rows,) prefix length kept of every row (0: not taken)
+    kept[rows] = lengths
+    drop_start = offsets[:-1] + kept  # each row's left-out tail: [drop_start, offsets[r + 1])
+    drop_len = offsets[1:] - drop_start
+    if len(drop_len) and int(drop_len.min()) < 0:  # a "prefix" longer than its row: only the reference reads on
+        return take_prefixes_reference(offsets, values, rows, lengths)
+    drop_offsets = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(drop_len, out=drop_offsets[1:])
+    dropped = np.arange(int(drop_offsets[-1]), dtype=np.int64) + np.repeat(drop_start - drop_offsets[:-1], drop_len)
+    mask = np.ones(len(values), dtype=bool)
+    mask[dropped] = False
+    out_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out_offsets[1:])
+    return Sequences(out_offsets, np.asarray(values)[mask])
+
+
+def take_prefixes_reference(
+    offsets: np.ndarray, values: np.ndarray, rows: np.ndarray, lengths: np.ndarray
+) -> Sequences:
+    """:func:`take_prefixes` by one gather index per output value (any row order)."""
     rows = np.asarray(rows, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
     out_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -101,10 +132,13 @@ def global_temporal(
     n_users = len(offsets) - 1
     lengths = np.diff(offsets)
     cutoff = temporal_cutoff(times, quantile)
-    in_pool = np.asarray(times, dtype=np.float64) <= cutoff
+    times = np.asarray(times)
+    # numpy compares integer times with the float cutoff in float64, as an explicit conversion would (no copy)
+    in_pool = (times <= cutoff) if times.dtype.kind in "iuf" else (np.asarray(times, dtype=np.float64) <= cutoff)
     # within a user times are sorted, so the pool is a prefix of each sequence: its length is the count
-    user_of = np.repeat(np.arange(n_users), lengths)
-    pool_len = np.bincount(user_of[in_pool], minlength=n_users).astype(np.int64)
+    pooled = np.zeros(len(in_pool) + 1, dtype=np.int64)  # (nnz + 1,) pool interactions before each position
+    np.cumsum(in_pool, out=pooled[1:])
+    pool_len = pooled[offsets[1:]] - pooled[offsets[:-1]]
     post_len = lengths - pool_len
 
     test_users = np.flatnonzero((pool_len >= 1) & (post_len >= 1))

@@ -201,7 +201,8 @@ def numeric(
 
 
 def id_column(df: pl.DataFrame, col: str, role: str, path: Path, header_lines: int) -> pl.Expr:
-    """User/item ids as strings; nulls and non-scalar columns are refused."""
+    """User/item ids as strings, or Int64 for an integer column (Parquet): integers need no string hashing and give
+    the same dense ids and id strings (see seqrec.data.preprocess); nulls and non-scalar columns are refused."""
     nulls = df[col].is_null()
     if bool(nulls.any()):
         row = int(nulls.arg_true()[0])
@@ -214,6 +215,8 @@ def id_column(df: pl.DataFrame, col: str, role: str, path: Path, header_lines: i
         if bool(nul.any()):
             row = int(nul.arg_true()[0])
             raise DataError(f"{path}: line {row + 1 + header_lines}: {role} id in column '{col}' {NUL_MESSAGE}")
+    if dtype.is_integer() and dtype != pl.UInt64:  # UInt64 may exceed Int64: kept as decimal strings
+        return pl.col(col).cast(pl.Int64).alias(role)
     return pl.col(col).cast(pl.String).alias(role)
 
 

@@ -43,7 +43,10 @@ def fast_ratings(path: Path, *, sep: str, has_header: bool, width: int, cols: tu
     schema = {f"c{j}": pl.String for j in range(width)}
     schema.update({f"c{u}": pl.Int64, f"c{i}": pl.Int64, f"c{r}": pl.Float64, f"c{t}": pl.Int64})
     try:
-        raw = pl.read_csv(path, separator=sep, has_header=has_header, schema=schema, quote_char=None)
+        # the header (already checked by the caller) is skipped rather than read: with has_header=True polars
+        # refuses a schema whose names differ from the header's, and the fast path would silently never run
+        raw = pl.read_csv(path, separator=sep, has_header=False, skip_rows=int(has_header), schema=schema,
+                          quote_char=None)  # fmt: skip
     except PARSE_ERRORS:  # any failure: fall back to the diagnosing reader
         return None
     out = raw.select(
