@@ -13,7 +13,9 @@ recorded as timed out, not guessed), ``profile`` (``--profile-size``, fp32 and b
 top 15 ops by self time), ``train`` (the recipe ``configs/bert4rec-ml-100k.yaml`` with ``model.size`` set, to
 early stopping, for sizes up to ``--train-max-params`` on ``--train-datasets``; ML-1M uses the SASRec file at
 max_len 200), ``plot``. Peak memory is CUDA ``max_memory_allocated`` on a GPU and the cell process's peak RSS on
-CPU (there it includes the data and Python, ~0.5 GB). Variants: ``VARIANTS`` below; iLoRA is rank 4 split into 2
+CPU (there it includes the data and Python, ~0.5 GB). On CPU every cell also records its step time in process CPU
+seconds (``step_cpu_s``; one thread, so waiting for a core on a shared machine is left out): the comparisons and the
+plot use it there. Variants: ``VARIANTS`` below; iLoRA is rank 4 split into 2
 experts (the ``peft`` defaults) on the attention and feed-forward linears, compiled with ``reduce-overhead`` as
 the seed report found default compile slow with adapters (both modes are rows). The seed's "AMP + compile: -75%
 step time, -40% memory" (130m, A100) is set against this table's ``bf16+compile`` vs ``fp32`` per size.
@@ -83,23 +85,28 @@ def step_cell(spec: dict[str, Any]) -> dict[str, Any]:
     order = np.random.default_rng(0).permutation(len(trainer.rows))
     batches = [order[i * spec["batch"]:(i + 1) * spec["batch"]] for i in range(spec["warmup"] + spec["steps"])]
 
-    def step(b: np.ndarray) -> float:
-        t0 = time.perf_counter()
+    def step(b: np.ndarray) -> tuple[float, float]:
+        """(wall, this process's CPU) seconds of one optimizer step."""
+        t0, c0 = time.perf_counter(), time.process_time()
         trainer.train_batches([b])
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
-    first = [step(b) for b in batches[: spec["warmup"]]]  # compilation happens here
+    first = [step(b)[0] for b in batches[: spec["warmup"]]]  # compilation happens here
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = [step(b) for b in batches[spec["warmup"]:]]
+    timed = [step(b) for b in batches[spec["warmup"]:]]
+    times, cpu = [t for t, _ in timed], [c for _, c in timed]
     trainable, total = param_counts(model)
     median = float(np.median(times))
     return {"size": spec["size"], "variant": spec["variant"], "device": str(device), "batch": spec["batch"],
             "max_len": cfg.data.max_len, "total_params": total, "trainable_params": trainable,
             "first_step_s": first[0] if first else None, "step_times_s": times, "step_time_s": median,
             "samples_s": spec["batch"] / median, "peak_memory_mb": peak_memory_mb(device),
+            # on a shared CPU the wall time includes waiting for a core; with 1 thread the CPU time does not
+            "step_cpu_times_s": cpu, "step_cpu_s": float(np.median(cpu)),
+            "samples_cpu_s": float(spec["batch"] / np.median(cpu)),
             "threads": torch.get_num_threads(),
             # CompiledForward falls back to eager on a compile error: record which one was timed
             "compiled": getattr(trainer.forward, "compiled", None) is not None}
@@ -211,6 +218,11 @@ def train_part(sizes: list[str], datasets: list[str], max_params: float, params:
     return rows
 
 
+def _step_s(row: dict[str, Any]) -> float:
+    """A cell's step time: CPU time on the CPU (1 thread: free of the waiting a shared machine adds), else wall."""
+    return row["step_cpu_s"] if row["device"] == "cpu" and "step_cpu_s" in row else row["step_time_s"]
+
+
 def seed_comparison(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per size and device: bf16+compile (and iLoRA variants) against fp32 - the seed's -75% / -40% claim."""
     out = []
@@ -222,7 +234,7 @@ def seed_comparison(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for other in VARIANTS:
             r = done.get((size, device, other))
             if r is not None and other != "fp32":
-                row[f"{other}_step_time_change"] = r["step_time_s"] / base["step_time_s"] - 1
+                row[f"{other}_step_time_change"] = _step_s(r) / _step_s(base) - 1
                 row[f"{other}_memory_change"] = r["peak_memory_mb"] / base["peak_memory_mb"] - 1
         out.append(row)
     return out
@@ -255,10 +267,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
             rows = sorted((r for r in steps if r["variant"] == variant and r["device"] == device),
                           key=lambda r: base.get(r["size"], r["total_params"]))
             if rows:
-                right.plot([base.get(r["size"], r["total_params"]) for r in rows], [r["samples_s"] for r in rows],
-                           marker="o", label=f"{variant} ({device})")
+                right.plot([base.get(r["size"], r["total_params"]) for r in rows],
+                           [r["batch"] / _step_s(r) for r in rows], marker="o", label=f"{variant} ({device})")
     batch = sorted({r["batch"] for r in steps})
-    right.set(xscale="log", yscale="log", xlabel="parameters", ylabel="training samples/s",
+    right.set(xscale="log", yscale="log", xlabel="parameters", ylabel="training samples/s (CPU: per CPU-second)",
               title=f"throughput at batch {'/'.join(map(str, batch))} x 50")
     if steps:
         right.legend(fontsize=8)
