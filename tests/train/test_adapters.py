@@ -260,3 +260,23 @@ def test_target_modules_by_suffix_and_default_per_model():
         assert _ilora_layers(m), name
         with torch.no_grad():
             assert m.prediction_hidden(_batch()).shape == (6, 16)
+
+
+def test_ilora_gradients_are_the_same_with_activation_checkpointing():
+    from seqrec.train.precision import enable_activation_checkpointing
+
+    cfg = _config(method="ilora", rank=4, experts=2)
+    grads = []
+    for checkpointed in (False, True):
+        model = apply_adapters(_model(cfg), cfg.peft)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "ilora_B" in name:
+                    p.copy_(torch.linspace(-1, 1, p.numel()).reshape(p.shape))
+        if checkpointed:
+            enable_activation_checkpointing(model)
+        model.train()
+        model(_batch()).square().mean().backward()  # the recomputed blocks must see the same gates
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and "ilora_router.weight" in grads[0]
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])

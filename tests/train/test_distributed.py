@@ -26,6 +26,7 @@ from seqrec.cli import app
 from seqrec.data import prepare_data
 from seqrec.eval.ranking import evaluate, model_scorer, shard_rows
 from seqrec.models import build_model
+from seqrec.train.adapters import apply_adapters
 from seqrec.train.resume import LAST, PREV
 from seqrec.train.runtime import seed_everything
 from seqrec.train.trainer import Trainer
@@ -40,6 +41,7 @@ MODELS = {
     "gru4rec": ["model.name=gru4rec"],
     "xlstm": ["model.name=xlstm", "model.layers=2"],
     "bert4rec": ["model.name=bert4rec"],  # masks differ per rank: compared across ranks only
+    "sasrec-ilora": ["model.name=sasrec", "peft.method=ilora"],  # frozen base, adapters + router trained
 }
 
 
@@ -52,7 +54,7 @@ def _train_steps(name: str, data_dir: Path) -> tuple[torch.Tensor, list[float]]:
     config = _config(name)
     seed_everything(config.train.seed)
     data = prepare_data(config.data, data_dir)
-    model = build_model(config.model, data.num_items, config.data.max_len)
+    model = apply_adapters(build_model(config.model, data.num_items, config.data.max_len), config.peft)
     trainer = Trainer(model, data, config, torch.device("cpu"), Console(quiet=True))
     model.train()
     losses = [trainer.train_batches([np.array(b) for b in step])[0] for step in STEPS]
