@@ -60,7 +60,7 @@ from seqrec.models import build_model, model_config_from_section
 from seqrec.models.base import SequenceModel
 from seqrec.train.callbacks import Callback, ConsoleLog, HistoryFiles
 from seqrec.train.loop import fit
-from seqrec.train.resume import load_checkpoint, resume_config
+from seqrec.train.resume import restore_trainer, resume_config
 from seqrec.train.run import evaluate_split, metrics_block
 from seqrec.train.rundir import RunLock, write_run
 from seqrec.train.runtime import environment, setup_process
@@ -218,14 +218,7 @@ def pretrain_model(
                   f"{corpus.num_items} items, {model.num_parameters():,} params, device {device}")
     trainer = PretrainTrainer(model, corpus, config, device, items, pre.shared_pass, console)
     if resume:
-        if output_dir is None:
-            raise CheckpointError("resume: needs the run directory")
-        state, where = load_checkpoint(output_dir, console)
-        try:
-            trainer.load_state_dict(state)
-        except (KeyError, ValueError, RuntimeError, TypeError) as err:
-            raise CheckpointError(f"{where}: checkpoint does not fit this model/config ({err})") from None
-        console.print(f"resumed from {where} after epoch {trainer.state.epoch}")
+        restore_trainer(trainer, output_dir, console)
     hooks: list[Callback] = [PretrainSteps(), ConsoleLog()]
     if output_dir is not None:
         hooks.append(HistoryFiles(output_dir))

@@ -147,3 +147,16 @@ def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> Co
             except ConfigError as err:
                 raise ConfigError(f"{path}: {err}") from None
     raise CheckpointError(f"{run_dir}: no checkpoint to resume from (expected {run_dir / LAST / 'config.yaml'})")
+
+
+def restore_trainer(trainer: Any, run_dir: Path | None, console: Console) -> None:
+    """Load ``run_dir``'s last checkpoint into ``trainer`` (anything with ``load_state_dict`` and ``state.epoch``);
+    a checkpoint of another model/config is a one-line CheckpointError."""
+    if run_dir is None:
+        raise CheckpointError("resume: needs the run directory")
+    state, where = load_checkpoint(run_dir, console)
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError, TypeError) as err:
+        raise CheckpointError(f"{where}: checkpoint does not fit this model/config ({err})") from None
+    console.print(f"resumed from {where} after epoch {trainer.state.epoch}")

@@ -22,7 +22,7 @@ from rich.console import Console
 from seqrec import distributed
 from seqrec.config import Config
 from seqrec.data.sequences import PreparedData
-from seqrec.errors import CheckpointError, ConfigError
+from seqrec.errors import ConfigError
 from seqrec.eval.ranking import EvalResult, evaluate, model_scorer
 from seqrec.models import build_model
 from seqrec.models.base import SequenceModel
@@ -30,7 +30,7 @@ from seqrec.train.adapters import apply_adapters, describe_params, params_block,
 from seqrec.train.callbacks import Callback, ConsoleLog, HistoryFiles, TrackerLog
 from seqrec.train.init_from import load_init
 from seqrec.train.loop import FitResult, fit
-from seqrec.train.resume import load_checkpoint
+from seqrec.train.resume import restore_trainer
 from seqrec.train.runtime import environment
 from seqrec.train.text_setup import is_text_model, prepare_for_training
 from seqrec.train.text_stages import training_steps
@@ -238,14 +238,7 @@ def train_model(
         f"activations {mem['activations_mb']:.0f}, full logits {mem['logits_mb']:.0f})"
     )
     if resume:
-        if output_dir is None:
-            raise CheckpointError("resume: needs the run directory")
-        state, where = load_checkpoint(output_dir, console)
-        try:
-            trainer.load_state_dict(state)
-        except (KeyError, ValueError, RuntimeError, TypeError) as err:
-            raise CheckpointError(f"{where}: checkpoint does not fit this model/config ({err})") from None
-        console.print(f"resumed from {where} after epoch {trainer.state.epoch}")
+        restore_trainer(trainer, output_dir, console)
     hooks: list[Callback] = [*steps]  # first: they annotate the epoch's record before it is logged
     if main:
         hooks.append(ConsoleLog())
