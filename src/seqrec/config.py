@@ -125,7 +125,7 @@ class TrainConfig(_Section):
     eval_every: int = Field(1, ge=1)  # validate every N epochs
     monitor: str = "NDCG@10"  # validation metric for early stopping / best checkpoint
     seed: int = 42  # initialisation, batch order, masking, negatives
-    threads: int | None = Field(None, ge=1)  # torch CPU threads (None: torch default)
+    threads: int | None = Field(None, ge=1)  # torch CPU threads (None: one per available core, see runtime)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"  # autocast dtype; 16-mixed adds gradient scaling
     progress: bool = True  # Rich progress bars

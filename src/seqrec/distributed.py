@@ -28,6 +28,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from seqrec.cores import available_cores
+
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -131,10 +133,11 @@ def all_gather(obj: Any) -> list[Any]:
 def launch(nproc: int, args: list[str]) -> int:
     """Run ``seqrec <args>`` in ``nproc`` local workers under torch's elastic launcher; returns its exit code.
 
-    ``OMP_NUM_THREADS`` defaults to the CPU cores divided among the workers (torchrun would otherwise force 1).
+    ``OMP_NUM_THREADS`` defaults to the available cores (affinity, cgroup quota) divided among the workers
+    (torchrun would otherwise force 1).
     """
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, available_cores() // nproc)))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "seqrec.cli", *args]
     return subprocess.run(cmd, env=env, check=False).returncode

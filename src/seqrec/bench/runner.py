@@ -36,6 +36,7 @@ from seqrec.bench.cell import REQUEST, RESULT, RUN
 from seqrec.bench.grid import Cell, expand, load_grid
 from seqrec.bench.store import ResultStore
 from seqrec.config import Config, config_to_dict
+from seqrec.cores import available_cores
 from seqrec.errors import DataError
 from seqrec.io import writable_location
 
@@ -241,7 +242,7 @@ def run_bench(
     """Run (or resume) the grid in ``grid_path`` into ``output``; see the module docstring.
 
     ``jobs``: cells trained at the same time (None: the grid file's ``jobs``, else 1), each with
-    ``cpu_count // jobs`` threads unless its config sets ``train.threads`` (epoch times then include the
+    ``available cores // jobs`` threads unless its config sets ``train.threads`` (epoch times then include the
     neighbours' load; the store's meta records ``jobs``).
     """
     console = console or Console(quiet=True)
@@ -255,7 +256,7 @@ def run_bench(
     lock = _lock(output)
     store = ResultStore.open(output)
     summary = BenchSummary(output=output, total=len(cells))
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    threads = max(1, available_cores() // jobs) if jobs > 1 else None
     active: Active = {}
 
     def reap(block: bool) -> None:

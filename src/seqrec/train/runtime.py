@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqrec.cores import available_cores
 from seqrec.version import __version__
 
 
@@ -28,9 +29,17 @@ def seed_everything(seed: int) -> None:
 
 
 def setup_process(threads: int | None, seed: int, device: str) -> torch.device:
-    """Thread count, global seeds and the device of a run (called once, before the model is built)."""
+    """Thread count, global seeds and the device of a run (called once, before the model is built).
+
+    ``threads`` None: one per available core (:func:`available_cores`), unless ``OMP_NUM_THREADS`` is set. The
+    count never depends on the current load: on CPU some models (xLSTM) give slightly different floats with
+    another thread count, and the same seed must give the same metrics. Robustness to a busy core comes from
+    the passive OpenMP wait policy set in :mod:`seqrec` instead.
+    """
     if threads:
         torch.set_num_threads(threads)
+    elif not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(available_cores())
     seed_everything(seed)
     return resolve_device(device)
 
@@ -64,6 +73,8 @@ def environment(commit: bool = False) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "cores_available": available_cores(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "threads": torch.get_num_threads(),
