@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import pytest
 
 from seqrec.config import build_config, load_config, parse_override
 from seqrec.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_and_overrides():
@@ -49,3 +53,14 @@ def test_parse_override_yaml_values():
     assert parse_override("a.b=1e-3") == (["a", "b"], 0.001)
     assert parse_override("a.b=null") == (["a", "b"], None)
     assert parse_override("a.b=[1, 2]") == (["a", "b"], [1, 2])
+
+
+# `seqrec train` configs (the pre-training config has its own schema, tested in tests/train/test_recformer_configs.py)
+SHIPPED = [p for p in sorted((ROOT / "configs").glob("*.yaml")) + sorted((ROOT / "configs" / "refresh").glob("*.yaml"))
+           if p.name != "recformer-pretrain.yaml"]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_training_config_validates(path) -> None:
+    config = load_config(path)
+    assert config.data.name

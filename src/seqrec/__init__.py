@@ -13,8 +13,8 @@ from seqrec.version import __version__
 
 # OpenMP threads that finish early sleep at the barrier instead of spinning (unless the user chose a policy).
 # With one of two cores busy with another process, spinning keeps the OS from moving the descheduled thread
-# onto the idle core, and every small op waits for a time slice: the ML-100K SASRec epoch took 13.1-13.7 s
-# spinning vs 6.0-6.5 s passive (3.4-4.5 s idle), and the chunked CE 30 s vs 14.7 s
+# onto the idle core, and every small op waits for a time slice: the ML-100K SASRec epoch took 13.8 s
+# spinning vs 6.6 s passive (4.1 / 4.9 s idle), and the chunked CE 30.1 s vs 14.5 s
 # (benchmarks/busy_core.py). libgomp reads this once, when torch loads, so it must be set before that.
 if "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
