@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from losses import _spawn as spawn_loss_case  # this folder is on sys.path: benchmarks run as scripts
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "busy_core.json"
 POLICIES = {"passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "spin": {"GOMP_SPINCOUNT": "300000"}}  # passive: as seqrec sets
@@ -57,13 +59,10 @@ def run_train(policy: str, data_dir: str) -> dict:
 
 
 def run_ce(policy: str, loss: str, threads: int) -> dict:
-    case = {**CE_CASE, "loss": loss, "threads": threads}
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "losses.py"), "--case", json.dumps(case)],
-                          env=child_env(policy), capture_output=True, text=True, timeout=case["timeout"])
-    if proc.returncode != 0:
-        return {"status": "failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:200]}
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"status": "ok", "wall_s": r["time_s"], "cpu_s": r["cpu_s"], "threads": threads}
+    row = spawn_loss_case({**CE_CASE, "loss": loss, "threads": threads}, env=child_env(policy))
+    if row["status"] == "ok":
+        row["wall_s"] = row.pop("time_s")
+    return {**row, "threads": threads}
 
 
 def main() -> None:

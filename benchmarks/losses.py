@@ -143,8 +143,9 @@ def _run_case(case: dict) -> dict:
     return {"time_s": best[0], "cpu_s": best[1], "peak_extra_mb": peak / 1024, "runs": len(times)}
 
 
-def _spawn(case: dict) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(case["threads"]))
+def _spawn(case: dict, env: dict[str, str] | None = None) -> dict:
+    """Run one case in a fresh subprocess (``env``: its environment, default this one's) and return its row."""
+    env = dict(os.environ if env is None else env, OMP_NUM_THREADS=str(case["threads"]))
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, __file__, "--case", json.dumps(case)],

@@ -14,7 +14,6 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$HERE/.venv-recbole"
-PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 
 check() {
   "$VENV/bin/python" - <<'PY' 2>/dev/null
@@ -32,18 +31,10 @@ print(f"recbole {recbole.__version__}, torch {torch.__version__}, numpy {numpy._
 PY
 }
 
-if [[ "${1:-}" != "--force" ]] && [[ -x "$VENV/bin/python" ]] && check; then
-  echo "$VENV is up to date"
-  exit 0
-fi
-
-[[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
-pipq() {  # pip install, minus the noise of this machine's local indexes and the two expected conflict notes
-  "${PIP[@]}" "$@" 2>&1 | { grep -v -e "is ignored: it is neither" -e "dependency resolver does not currently" \
-    -e "torch .* requires setuptools" -e "recbole .* requires ray" || true; }
-  return "${PIPESTATUS[0]}"
-}
+# shellcheck source=venv_lib.sh
+source "$HERE/venv_lib.sh"
+PIP_NOISE=("dependency resolver does not currently" "torch .* requires setuptools" "recbole .* requires ray")
+ensure_venv "$@"
 pipq "torch==2.13.0"
 pipq --no-deps "recbole==1.2.1" "thop==0.1.1.post2209072238"
 pipq "numpy<2" "setuptools<70" "pandas<3" "scipy" "tqdm" "colorlog==4.7.2" "colorama==0.4.4" \

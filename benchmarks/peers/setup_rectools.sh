@@ -8,7 +8,6 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${RECTOOLS_VENV:-$HERE/.venv-rectools}"
-PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 
 check() {
   "$VENV/bin/python" - <<'PY' 2>/dev/null
@@ -22,17 +21,9 @@ print(f"rectools {rectools.__version__}, torch {torch.__version__}")
 PY
 }
 
-if [[ "${1:-}" != "--force" ]] && [[ -x "$VENV/bin/python" ]] && check; then
-  echo "$VENV is up to date"
-  exit 0
-fi
-
-[[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
-pipq() {  # pip install, minus the noise of this machine's local indexes
-  "${PIP[@]}" "$@" 2>&1 | { grep -v -e "is ignored: it is neither" || true; }
-  return "${PIPESTATUS[0]}"
-}
+# shellcheck source=venv_lib.sh
+source "$HERE/venv_lib.sh"
+ensure_venv "$@"
 pipq "torch==2.13.0"
 pipq "rectools[torch]==0.19.0"
 if ! check; then
