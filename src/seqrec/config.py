@@ -323,11 +323,15 @@ def _check_baseline_params(ec: EvalConfig) -> None:
                                   f"(allowed: {', '.join(accepted) or 'none'})")
 
 
-def read_config_tree(path: str | os.PathLike, error: type[SeqrecError] = ConfigError) -> dict:
-    """The mapping in a YAML config file (``yaml.safe_load``: tags such as ``!!python/object`` are refused)."""
+def read_config_tree(
+    path: str | os.PathLike, error: type[SeqrecError] = ConfigError, what: str = "config file",
+    expected: str = "a mapping of sections (data, model, loss, train, eval)",
+) -> dict:
+    """The mapping in a YAML file (``yaml.safe_load``: tags such as ``!!python/object`` are refused); errors name
+    the file and say what it is (``what``) and what its top level must be (``expected``)."""
     p = Path(path)
     if not p.is_file():
-        raise error(f"{p}: config file not found")
+        raise error(f"{p}: {what} not found")
     try:
         loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
@@ -337,7 +341,7 @@ def read_config_tree(path: str | os.PathLike, error: type[SeqrecError] = ConfigE
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise error(f"{p}: expected a mapping of sections (data, model, loss, train, eval)")
+        raise error(f"{p}: expected {expected}")
     return loaded
 
 

@@ -29,9 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from seqrec.config import Config, build_config, config_to_dict
+from seqrec.config import Config, build_config, config_to_dict, read_config_tree
 from seqrec.errors import ConfigError
 
 ALIASES: dict[str, str] = {
@@ -119,17 +117,7 @@ def _tree(mapping: dict, where: str) -> dict:
 
 
 def _read_yaml(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise ConfigError(f"{path}: {what} not found")
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        raise ConfigError(f"{path}: invalid YAML") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: expected a mapping")
-    return loaded
+    return read_config_tree(path, ConfigError, what=what, expected="a mapping")
 
 
 def load_grid(path: str | Path) -> Grid:
