@@ -1,15 +1,19 @@
-"""Peer benchmark: seqrec vs RecBole 1.2.1 on ML-100K, time-to-quality for SASRec, BERT4Rec and GRU4Rec.
+"""Peer benchmark: seqrec vs RecBole 1.2.1 or RecTools 0.19.0, time-to-quality for SASRec, BERT4Rec and GRU4Rec.
 
 Each (model, library) run is its own process with its own virtualenv's Python: ``seqrec_run.py`` in this one,
-``recbole_run.py`` in ``benchmarks/peers/.venv-recbole`` (``bash benchmarks/peers/setup_recbole.sh`` makes it).
-Both train the seqrec recipe ``configs/<model>-ml-100k.yaml`` (RecBole gets it resolved to plain values) on the
-same ``ml-100k.inter`` under the same protocol (leave-one-out by time, full ranking, history filtered, early
+``recbole_run.py`` in ``benchmarks/peers/.venv-recbole`` (``bash benchmarks/peers/setup_recbole.sh`` makes it) or
+``rectools_run.py`` in ``benchmarks/peers/.venv-rectools`` (``setup_rectools.sh``), chosen by ``--peer``.
+Both train the seqrec recipe ``configs/<model>-<dataset>.yaml`` (the peer gets it resolved to plain values; RecTools
+also gets seqrec's own split as integer arrays, RecBole re-splits the same ``ml-100k.inter`` identically) under the
+same protocol (leave-one-out by time, full ranking, history filtered, early
 stopping on validation NDCG@10) and log, after every epoch, the cumulative training wall time (training +
 validation, the clock paused for the extra test evaluation) and the test NDCG@10 of the current weights.
 Time-to-quality = that wall time at the first epoch whose test NDCG@10 reaches the threshold.
 
-    python benchmarks/peers/compare.py                                   # full run (hours: see README)
+    python benchmarks/peers/compare.py                                   # RecBole, full run (hours: see README)
     python benchmarks/peers/compare.py --max-epochs 1 --out /tmp/peers_smoke.json   # smoke test
+    python benchmarks/peers/compare.py --peer rectools --models sasrec,bert4rec
+    python benchmarks/peers/compare.py --peer rectools --dataset ml-1m --models sasrec --out ...
 """
 
 from __future__ import annotations
@@ -32,11 +36,15 @@ from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-RECBOLE_PY = HERE / ".venv-recbole" / "bin" / "python"
-LIBRARIES = ("seqrec", "recbole")
+PEER_PYTHON = {"recbole": HERE / ".venv-recbole" / "bin" / "python",
+               "rectools": HERE / ".venv-rectools" / "bin" / "python"}
+PEER_TITLE = {"recbole": "RecBole 1.2.1", "rectools": "RecTools 0.19.0"}
+PEER_MODELS = {"recbole": ("sasrec", "bert4rec", "gru4rec"), "rectools": ("sasrec", "bert4rec")}
+DATA_FILES = {"ml-100k": "ml-100k/ml-100k.inter", "ml-1m": "ml-1m/ml-1m.txt"}
+DEFAULT_THRESHOLDS = {"ml-100k": "0.06,0.08,0.09", "ml-1m": "0.15,0.18"}
 
 sys.path.insert(0, str(HERE))
-from seqrec_run import resolved_recipe  # noqa: E402
+from seqrec_run import export_split, resolved_recipe  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -56,14 +64,23 @@ def run_one(lib: str, model: str, args: argparse.Namespace, console: Console) ->
         env = dict(os.environ)
         env.update({"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)})
         if lib == "seqrec":
-            cmd = [sys.executable, str(HERE / "seqrec_run.py"), "--model", model, "--data-dir", args.data_dir]
+            cmd = [sys.executable, str(HERE / "seqrec_run.py"), "--model", model, "--data-dir", args.data_dir,
+                   "--dataset", args.dataset]
         else:
-            recipe = resolved_recipe(model, args.max_epochs, args.seed)
+            recipe = resolved_recipe(model, args.max_epochs, args.seed, args.dataset)
             recipe.pop("unmatched", None)
-            cmd = [str(args.recbole_python), str(HERE / "recbole_run.py"), "--model", model,
-                   "--data-path", args.data_dir, "--recipe", json.dumps(recipe)]
-            env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+            if args.peer_max_epochs is not None:  # a slower-converging peer may need more epochs to reach a threshold
+                recipe["epochs"] = args.peer_max_epochs
             env.setdefault("PYTHONWARNINGS", "ignore")
+            if lib == "recbole":
+                cmd = [str(args.peer_python), str(HERE / "recbole_run.py"), "--model", model,
+                       "--data-path", args.data_dir, "--recipe", json.dumps(recipe)]
+                env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+            else:  # RecTools trains and is scored on seqrec's own split (made here, before its clock starts)
+                split = Path(tmp) / "split.npz"
+                export_split(model, args.data_dir, split, args.dataset)
+                cmd = [str(args.peer_python), str(HERE / "rectools_run.py"), "--model", model,
+                       "--split", str(split), "--recipe", json.dumps(recipe)]
         cmd += ["--threads", str(args.threads), "--out", str(out)]
         if args.max_epochs is not None:
             cmd += ["--max-epochs", str(args.max_epochs)]
@@ -73,6 +90,7 @@ def run_one(lib: str, model: str, args: argparse.Namespace, console: Console) ->
             cmd += ["--seed", str(args.seed)]
         console.print(f"[bold]{lib} {model}[/]: {shlex.join(cmd[:4])} ...")
         tail: deque[str] = deque(maxlen=60)
+        load_before = os.getloadavg()  # 1/5/15-minute load averages: how alone this run was
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 cwd=str(ROOT))
@@ -83,12 +101,14 @@ def run_one(lib: str, model: str, args: argparse.Namespace, console: Console) ->
                 console.print(line.rstrip("\n"), markup=False, highlight=False)
         rc = proc.wait()
         wall = time.perf_counter() - t0
+        load_after = os.getloadavg()
         if rc != 0 or not out.is_file():
             console.print(f"[red]{lib} {model} failed (exit {rc})[/]")
             console.print("\n".join(tail), markup=False, highlight=False)
             return {"library": lib, "model": model, "error": f"exit {rc}", "log_tail": list(tail)[-20:]}
         result = json.loads(out.read_text())
     result["process_wall_s"] = wall
+    result["load_average"] = {"before": list(load_before), "after": list(load_after)}
     return result
 
 
@@ -116,6 +136,7 @@ def summarize(run: dict, thresholds: list[float]) -> dict:
         "s_per_epoch": sum(r["epoch_wall_s"] for r in epochs) / max(len(epochs), 1),
         "setup_s": run["setup_s"],
         "stopped_by_budget": run.get("stopped_by_budget", False),
+        "load_average_after": run.get("load_average", {}).get("after"),
     }
     for thr in thresholds:
         hit = time_to(run, thr)
@@ -152,49 +173,67 @@ def markdown(header: list[str], body: list[list[str]]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="sasrec,bert4rec,gru4rec")
-    ap.add_argument("--libraries", default=",".join(LIBRARIES))
+    ap.add_argument("--peer", default="recbole", choices=sorted(PEER_PYTHON), help="the library beside seqrec")
+    ap.add_argument("--dataset", default="ml-100k", choices=sorted(DATA_FILES),
+                    help="recipes configs/<model>-<dataset>.yaml (RecBole: ml-100k only)")
+    ap.add_argument("--models", default=None, help="default: every model the peer has")
+    ap.add_argument("--libraries", default=None, help="default: seqrec,<peer>")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads of each run (runs are sequential)")
-    ap.add_argument("--thresholds", default="0.06,0.08", help="test NDCG@10 values for time-to-quality")
+    ap.add_argument("--thresholds", default=None,
+                    help="test NDCG@10 values for time-to-quality (default: 0.06,0.08,0.09 ML-100K; 0.15,0.18 ML-1M)")
     ap.add_argument("--max-epochs", type=int, default=None, help="override every recipe's epoch cap (smoke tests)")
     ap.add_argument("--max-train-seconds", type=float, default=None,
                     help="stop a run after the first epoch whose cumulative training time reaches this")
     ap.add_argument("--seed", type=int, default=None, help="override train.seed (default: the recipes' 42)")
+    ap.add_argument("--peer-max-epochs", type=int, default=None,
+                    help="the peer's epoch cap (default: the recipe's, as seqrec); patience still applies")
     ap.add_argument("--data-dir", default=os.environ.get("SEQREC_DATA_DIR", str(ROOT.parent / "shared" / "data")))
-    ap.add_argument("--recbole-python", default=str(RECBOLE_PY))
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "peers_recbole.json"))
+    ap.add_argument("--peer-python", "--recbole-python", default=None,
+                    help="the peer virtualenv's python (default: benchmarks/peers/.venv-<peer>/bin/python)")
+    ap.add_argument("--out", default=None, help="default: benchmarks/results/peers_<peer>.json")
     args = ap.parse_args()
     console = Console() if sys.stdout.isatty() else Console(width=220)  # no wrapping into a log file
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    libs = [x.strip() for x in args.libraries.split(",") if x.strip()]
-    thresholds = [float(t) for t in args.thresholds.split(",") if t.strip()]
-    bad = [m for m in models if m not in ("sasrec", "bert4rec", "gru4rec")] + [x for x in libs if x not in LIBRARIES]
+    peer = args.peer
+    args.peer_python = args.peer_python or str(PEER_PYTHON[peer])
+    args.out = args.out or str(ROOT / "benchmarks" / "results" / f"peers_{peer}.json")
+    models = [m.strip() for m in (args.models or ",".join(PEER_MODELS[peer])).split(",") if m.strip()]
+    libs = [x.strip() for x in (args.libraries or f"seqrec,{peer}").split(",") if x.strip()]
+    thresholds = [float(t) for t in (args.thresholds or DEFAULT_THRESHOLDS[args.dataset]).split(",") if t.strip()]
+    bad = [m for m in models if m not in PEER_MODELS[peer]] + [x for x in libs if x not in ("seqrec", peer)]
+    bad += [f"{m} on {args.dataset} (no configs/{m}-{args.dataset}.yaml)" for m in models
+            if not (ROOT / "configs" / f"{m}-{args.dataset}.yaml").is_file()]
+    if peer == "recbole" and args.dataset != "ml-100k":
+        bad.append(f"recbole on {args.dataset} (its runner reads ml-100k.inter only)")
     if bad:
-        ap.error(f"unknown model/library: {', '.join(bad)}")
+        ap.error(f"unknown or unsupported model/library: {', '.join(bad)}")
     args.data_dir = str(Path(args.data_dir).resolve())
-    if not (Path(args.data_dir) / "ml-100k" / "ml-100k.inter").is_file():
-        console.print(f"skipped: ml-100k/ml-100k.inter not found under {args.data_dir}")
+    data_file = Path(args.data_dir) / DATA_FILES[args.dataset]
+    if not data_file.is_file():
+        console.print(f"skipped: {DATA_FILES[args.dataset]} not found under {args.data_dir}")
         return
-    if "recbole" in libs and not Path(args.recbole_python).is_file():
-        console.print(f"error: {args.recbole_python} not found: run bash benchmarks/peers/setup_recbole.sh first")
+    if peer in libs and not Path(args.peer_python).is_file():
+        console.print(f"error: {args.peer_python} not found: run bash benchmarks/peers/setup_{peer}.sh first")
         sys.exit(2)
 
     report = {
-        "benchmark": "peer comparison: seqrec vs RecBole 1.2.1, ML-100K time-to-quality",
+        "benchmark": f"peer comparison: seqrec vs {PEER_TITLE[peer]}, {args.dataset} time-to-quality",
+        "dataset": args.dataset,
         "command": shlex.join(["python", os.path.relpath(__file__, ROOT), *sys.argv[1:]]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "threads": args.threads,
         "thresholds": thresholds,
         "max_epochs": args.max_epochs,
         "max_train_seconds": args.max_train_seconds,
-        "data": os.path.join(args.data_dir, "ml-100k", "ml-100k.inter"),
+        "peer_max_epochs": args.peer_max_epochs,
+        "data": str(data_file),
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
         "protocol": (
             "leave-one-out by time (last interaction test, second-to-last validation), no k-core, no rating "
-            "filter, history cut to the last 50 items, full-catalogue ranking with every earlier item of the "
-            "user removed, NDCG@10/HR@10 over 943 users; early stopping on validation NDCG@10 with the recipe's "
-            "patience and epoch cap, final numbers from the best-validation weights; time = cumulative wall time "
-            "of training + validation from the start of fit, per-epoch test evaluation excluded"
+            "filter, history cut to the recipe's data.max_len items, full-catalogue ranking with every earlier "
+            "item of the user removed, NDCG@10/HR@10 over all users; early stopping on validation NDCG@10 with "
+            "the recipe's patience and epoch cap, final numbers from the best-validation weights; time = "
+            "cumulative wall time of training + validation from the start of fit, per-epoch test evaluation "
+            "excluded"
         ),
         "versions": {},
         "runs": [],
@@ -216,8 +255,7 @@ def main() -> None:
     header, body = table_rows(report["rows"], thresholds)
     budget = f", budget {args.max_train_seconds:g} s" if args.max_train_seconds else ""
     epochs = f", max {args.max_epochs} epochs" if args.max_epochs else ""
-    recbole_version = report["versions"].get("recbole", {}).get("recbole", "1.2.1")
-    table = Table(title=f"ML-100K time-to-quality: seqrec vs RecBole {recbole_version} "
+    table = Table(title=f"{args.dataset} time-to-quality: seqrec vs {PEER_TITLE[peer]} "
                   f"({args.threads} thread{'s' if args.threads > 1 else ''}{epochs}{budget})")
     for h in header:
         table.add_column(h, justify="left" if h in ("model", "library") else "right")

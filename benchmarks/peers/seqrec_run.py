@@ -1,19 +1,19 @@
-"""Train one seqrec model with its shipped ML-100K recipe and log time-to-quality per epoch.
+"""Train one seqrec model with its shipped recipe (ML-100K by default) and log time-to-quality per epoch.
 
 Runs in the seqrec virtualenv (``compare.py`` starts it in its own process):
 
     python benchmarks/peers/seqrec_run.py --model sasrec --data-dir ../shared/data --threads 1 --out /tmp/s.json
 
-It does what ``seqrec train --config configs/<model>-ml-100k.yaml`` does (same config, same ``fit`` loop with
-its validation, early stopping and per-epoch resume checkpoint in a temporary folder), through the Python API:
-``Recommender.fit(..., callbacks=[...])``; the callback runs after each epoch's validation, pauses the clock, evaluates
-the current weights on test (full ranking, seen items filtered, no bootstrap: ``evaluate_split``) with the RNG
-states saved and restored, and resumes. ``cum_train_s`` is the wall time from the start of ``fit`` to the end
-of that epoch's validation, minus those test evaluations. torch's one-time ``torch._dynamo`` import, which the
-first optimizer construction triggers, is done before the clock starts, as it is in RecBole's setup.
-Overrides: ``train.threads``, ``train.progress=false`` and ``data.cache=false`` (so the data are read from the
-atomic file on every run, like RecBole, and nothing is written next to the shared data). The final test metrics
-are those of the best-validation weights, which ``fit`` restores.
+It does what ``seqrec train --config configs/<model>-<dataset>.yaml`` does (``--dataset``, default ml-100k; same
+config, same ``fit`` loop with its validation, early stopping and per-epoch resume checkpoint in a temporary
+folder), through the Python API: ``Recommender.fit(..., callbacks=[...])``; the callback runs after each epoch's
+validation, pauses the clock, evaluates the current weights on test (full ranking, seen items filtered, no
+bootstrap: ``evaluate_split``) with the RNG states saved and restored, and resumes. ``cum_train_s`` is the wall time
+from the start of ``fit`` to the end of that epoch's validation, minus those test evaluations. torch's one-time
+``torch._dynamo`` import, which the first optimizer construction triggers, is done before the clock starts, as it is
+in RecBole's setup. Overrides: ``train.threads``, ``train.progress=false`` and ``data.cache=false`` (so the data are
+read from the atomic file on every run, like RecBole, and nothing is written next to the shared data). The final
+test metrics are those of the best-validation weights, which ``fit`` restores.
 
 ``--max-train-seconds S`` stops after the first epoch whose ``cum_train_s`` reaches S (the best-validation
 weights so far are then evaluated); off by default.
@@ -54,17 +54,24 @@ def recipe_overrides(threads: int, max_epochs: int | None, seed: int | None) -> 
     return out
 
 
-def load_recipe(model: str, threads: int = 1, max_epochs: int | None = None, seed: int | None = None):
+def recipe_path(model: str, dataset: str = "ml-100k") -> Path:
+    """The shipped recipe a peer run trains: ``configs/<model>-<dataset>.yaml``."""
+    return ROOT / "configs" / f"{model}-{dataset}.yaml"
+
+
+def load_recipe(model: str, threads: int = 1, max_epochs: int | None = None, seed: int | None = None,
+                dataset: str = "ml-100k"):
     from seqrec.config import load_config
 
-    return load_config(ROOT / "configs" / f"{model}-ml-100k.yaml", recipe_overrides(threads, max_epochs, seed))
+    return load_config(recipe_path(model, dataset), recipe_overrides(threads, max_epochs, seed))
 
 
-def resolved_recipe(model: str, max_epochs: int | None = None, seed: int | None = None) -> dict:
-    """The recipe as plain values (model preset resolved) for ``recbole_run.py --recipe``."""
+def resolved_recipe(model: str, max_epochs: int | None = None, seed: int | None = None,
+                    dataset: str = "ml-100k") -> dict:
+    """The recipe as plain values (model preset resolved) for the peers' ``--recipe``."""
     from seqrec.models import model_config_from_section
 
-    cfg = load_recipe(model, 1, max_epochs, seed)
+    cfg = load_recipe(model, 1, max_epochs, seed, dataset)
     tc = cfg.train
     out = {
         "model": model,
@@ -98,10 +105,33 @@ def resolved_recipe(model: str, max_epochs: int | None = None, seed: int | None 
     return out
 
 
+def export_split(model: str, data_dir: str, path: Path, dataset: str = "ml-100k") -> dict:
+    """Write the recipe's split as plain integer arrays (``.npz``, no pickle) for a peer runner; returns counts.
+
+    ``train_offsets``/``train_values``: every user's chronological training sequence (CSR, seqrec item ids
+    1..num_items); ``{valid,test}_{offsets,values,targets}``: each evaluated user's exact model input and target,
+    in seqrec's user order, so a peer trains and is scored on precisely what seqrec is.
+    """
+    from seqrec.data import prepare_data
+
+    config = load_recipe(model, dataset=dataset)
+    data = prepare_data(config.data, data_dir)
+    arrays = {"num_items": np.int64(data.num_items), "train_offsets": np.asarray(data.train.offsets, np.int64),
+              "train_values": np.asarray(data.train.values, np.int64)}
+    for name, es in (("valid", data.valid), ("test", data.test)):
+        arrays[f"{name}_offsets"] = np.asarray(es.inputs.offsets, np.int64)
+        arrays[f"{name}_values"] = np.asarray(es.inputs.values, np.int64)
+        arrays[f"{name}_targets"] = np.asarray(es.targets, np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return {"users": data.num_users, "items": data.num_items, "train_interactions": int(data.train.nnz)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, choices=MODELS)
-    ap.add_argument("--data-dir", required=True, help="folder holding ml-100k/")
+    ap.add_argument("--data-dir", required=True, help="folder holding ml-100k/ (or --dataset's folder)")
+    ap.add_argument("--dataset", default="ml-100k", help="recipe configs/<model>-<dataset>.yaml")
     ap.add_argument("--max-epochs", type=int, default=None, help="override train.epochs (smoke tests)")
     ap.add_argument("--max-train-seconds", type=float, default=None)
     ap.add_argument("--threads", type=int, default=1)
@@ -115,7 +145,7 @@ def main() -> None:
     from seqrec.train.callbacks import Callback
     from seqrec.train.run import evaluate_split
 
-    config = load_recipe(args.model, args.threads, args.max_epochs, args.seed)
+    config = load_recipe(args.model, args.threads, args.max_epochs, args.seed, args.dataset)
     monitor = config.train.monitor
 
     def say(text: str) -> None:
@@ -203,7 +233,8 @@ def main() -> None:
     out = {
         "library": "seqrec",
         "model": args.model,
-        "recipe": resolved_recipe(args.model, args.max_epochs, args.seed),
+        "recipe": resolved_recipe(args.model, args.max_epochs, args.seed, args.dataset),
+        "dataset": args.dataset,
         "filter_seen": config.eval.filter_seen,
         "threads": args.threads,
         "setup_s": setup_s,
