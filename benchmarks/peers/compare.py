@@ -66,6 +66,8 @@ def run_one(lib: str, model: str, args: argparse.Namespace, console: Console) ->
         if lib == "seqrec":
             cmd = [sys.executable, str(HERE / "seqrec_run.py"), "--model", model, "--data-dir", args.data_dir,
                    "--dataset", args.dataset]
+            if args.seqrec_config:
+                cmd += ["--config", args.seqrec_config.format(model=model)]
         else:
             recipe = resolved_recipe(model, args.max_epochs, args.seed, args.dataset)
             recipe.pop("unmatched", None)
@@ -124,9 +126,13 @@ def summarize(run: dict, thresholds: list[float]) -> dict:
     if "error" in run:
         return {"model": run["model"], "library": run["library"], "error": run["error"]}
     epochs = run["epochs"]
+    label = run["library"]
+    stem = Path(run.get("config") or "").stem
+    if stem and stem != f"{run['model']}-{run.get('dataset', 'ml-100k')}":
+        label += f" ({stem})"  # a recipe other than the shipped configs/<model>-<dataset>.yaml
     row = {
         "model": run["model"],
-        "library": run["library"],
+        "library": label,
         "epochs": run["epochs_trained"],
         "time_to": {},
         "total_train_s": run["total_train_s"],
@@ -185,12 +191,16 @@ def main() -> None:
     ap.add_argument("--max-train-seconds", type=float, default=None,
                     help="stop a run after the first epoch whose cumulative training time reaches this")
     ap.add_argument("--seed", type=int, default=None, help="override train.seed (default: the recipes' 42)")
+    ap.add_argument("--seqrec-config", default=None,
+                    help="seqrec's recipe instead of configs/<model>-<dataset>.yaml ({model} is replaced); the peer "
+                         "keeps the default recipe's values")
     ap.add_argument("--peer-max-epochs", type=int, default=None,
                     help="the peer's epoch cap (default: the recipe's, as seqrec); patience still applies")
     ap.add_argument("--data-dir", default=os.environ.get("SEQREC_DATA_DIR", str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--peer-python", "--recbole-python", default=None,
                     help="the peer virtualenv's python (default: benchmarks/peers/.venv-<peer>/bin/python)")
     ap.add_argument("--out", default=None, help="default: benchmarks/results/peers_<peer>.json")
+    ap.add_argument("--append", action="store_true", help="keep the runs already in --out and add these")
     args = ap.parse_args()
     console = Console() if sys.stdout.isatty() else Console(width=220)  # no wrapping into a log file
     peer = args.peer
@@ -225,6 +235,7 @@ def main() -> None:
         "max_epochs": args.max_epochs,
         "max_train_seconds": args.max_train_seconds,
         "peer_max_epochs": args.peer_max_epochs,
+        "seqrec_config": args.seqrec_config,
         "data": str(data_file),
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
         "protocol": (
@@ -241,6 +252,15 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.append and out.is_file():  # add rows (e.g. another seqrec recipe) to an earlier comparison
+        earlier = json.loads(out.read_text())
+        if earlier.get("thresholds") != thresholds or earlier.get("dataset", "ml-100k") != args.dataset:
+            console.print(f"error: --append: {out} has other thresholds or another dataset")
+            sys.exit(2)
+        report["commands"] = [*earlier.get("commands", [earlier["command"]]), report["command"]]
+        for key in ("runs", "rows"):
+            report[key] = earlier[key] + report[key]
+        report["versions"] = {**earlier.get("versions", {}), **report["versions"]}
     for model in models:
         for lib in libs:
             run = run_one(lib, model, args, console)

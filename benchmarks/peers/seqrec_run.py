@@ -60,18 +60,19 @@ def recipe_path(model: str, dataset: str = "ml-100k") -> Path:
 
 
 def load_recipe(model: str, threads: int = 1, max_epochs: int | None = None, seed: int | None = None,
-                dataset: str = "ml-100k"):
+                dataset: str = "ml-100k", config: str | Path | None = None):
+    """The recipe (``config`` if given, else ``recipe_path(model, dataset)``) with the runner's overrides."""
     from seqrec.config import load_config
 
-    return load_config(recipe_path(model, dataset), recipe_overrides(threads, max_epochs, seed))
+    return load_config(config or recipe_path(model, dataset), recipe_overrides(threads, max_epochs, seed))
 
 
 def resolved_recipe(model: str, max_epochs: int | None = None, seed: int | None = None,
-                    dataset: str = "ml-100k") -> dict:
+                    dataset: str = "ml-100k", config: str | Path | None = None) -> dict:
     """The recipe as plain values (model preset resolved) for the peers' ``--recipe``."""
     from seqrec.models import model_config_from_section
 
-    cfg = load_recipe(model, 1, max_epochs, seed, dataset)
+    cfg = load_recipe(model, 1, max_epochs, seed, dataset, config)
     tc = cfg.train
     out = {
         "model": model,
@@ -132,6 +133,7 @@ def main() -> None:
     ap.add_argument("--model", required=True, choices=MODELS)
     ap.add_argument("--data-dir", required=True, help="folder holding ml-100k/ (or --dataset's folder)")
     ap.add_argument("--dataset", default="ml-100k", help="recipe configs/<model>-<dataset>.yaml")
+    ap.add_argument("--config", default=None, help="another recipe file for the same dataset (default: --dataset's)")
     ap.add_argument("--max-epochs", type=int, default=None, help="override train.epochs (smoke tests)")
     ap.add_argument("--max-train-seconds", type=float, default=None)
     ap.add_argument("--threads", type=int, default=1)
@@ -145,7 +147,7 @@ def main() -> None:
     from seqrec.train.callbacks import Callback
     from seqrec.train.run import evaluate_split
 
-    config = load_recipe(args.model, args.threads, args.max_epochs, args.seed, args.dataset)
+    config = load_recipe(args.model, args.threads, args.max_epochs, args.seed, args.dataset, args.config)
     monitor = config.train.monitor
 
     def say(text: str) -> None:
@@ -233,7 +235,8 @@ def main() -> None:
     out = {
         "library": "seqrec",
         "model": args.model,
-        "recipe": resolved_recipe(args.model, args.max_epochs, args.seed, args.dataset),
+        "recipe": resolved_recipe(args.model, args.max_epochs, args.seed, args.dataset, args.config),
+        "config": str(args.config or recipe_path(args.model, args.dataset).relative_to(ROOT)),
         "dataset": args.dataset,
         "filter_seen": config.eval.filter_seen,
         "threads": args.threads,
