@@ -351,6 +351,11 @@ def bench(
         int | None,
         typer.Option("--jobs", help="Cells trained at once, cores/jobs threads each (default: the grid's jobs or 1)"),
     ] = None,
+    sample: Annotated[
+        int | None, typer.Option("--sample", help="Train only a seeded random subset of N cells", min=1)
+    ] = None,
+    sample_seed: Annotated[int, typer.Option("--sample-seed", help="Seed of the --sample draw")] = 0,
+    study: Annotated[bool, typer.Option("--study", help="Add the loss-study section to the report")] = False,
 ) -> None:
     """Run a benchmark grid (each cell in its own process), resumable; print the pivot and the report path."""
     try:
@@ -358,8 +363,8 @@ def bench(
         from seqrec.bench.runner import run_bench
 
         summary = run_bench(config, output, data_dir=data_dir, overrides=set_, retry_failed=retry_failed,
-                            download=download, jobs=jobs, console=console)
-        paths = write_report(output)
+                            download=download, jobs=jobs, sample=sample, sample_seed=sample_seed, console=console)
+        paths = write_report(output, study=study)
     except SeqrecError as err:
         _fail(err)
     out.print(paths.markdown_text, highlight=False, markup=False, soft_wrap=True)
@@ -378,13 +383,16 @@ def report(
     ] = None,
     compare: Annotated[Path | None, typer.Option("--compare", help="Second results directory to compare")] = None,
     output: Annotated[Path | None, typer.Option("--output", help="Where to write report.* (default: RESULTS)")] = None,
+    study: Annotated[
+        bool, typer.Option("--study", help="Add the loss study: memory/time vs NDCG@10 frontier, Spearman, importance")
+    ] = False,
 ) -> None:
     """Pivot table (Markdown, CSV) and a self-contained HTML page with plots from a results store."""
     try:
         from seqrec.bench.report import write_report
 
         cols = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-        paths = write_report(results, metrics=cols, compare=compare, output=output)
+        paths = write_report(results, metrics=cols, compare=compare, output=output, study=study)
     except SeqrecError as err:
         _fail(err)
     out.print(paths.markdown_text, highlight=False, markup=False, soft_wrap=True)

@@ -113,5 +113,41 @@ def seed_like_store(directory: Path) -> None:
     store.close()
 
 
+def study_store(directory: Path, datasets: tuple[str, ...] = ("ml-100k",)) -> None:
+    """A loss-study shape: cce_neg over bs {32, 128, 512} x sl {25, 100} x ns {32, 256, 1024} plus ce per (bs, sl).
+
+    NDCG@10 rises with bs and ns (and a little with sl), memory with bs * sl * (ns or 3000): 18 + 6 cells.
+    """
+    store = ResultStore.open(directory)
+    sweep = {"data.name": list(datasets), "loss.name": ["cce_neg", "ce"], "train.batch_size": [32, 128, 512],
+             "data.max_len": [25, 100], "loss.num_negatives": [32, 256, 1024]}
+    store.set_meta("grid", {"name": "loss-study", "sweep": sweep})
+    ids = []
+    for ds in sweep["data.name"]:
+        for loss in sweep["loss.name"]:
+            for bs in sweep["train.batch_size"]:
+                for sl in sweep["data.max_len"]:
+                    for ns in (sweep["loss.num_negatives"] if loss == "cce_neg" else [None]):
+                        i = len(ids)
+                        cid = f"l{i:03d}"
+                        ids.append(cid)
+                        labels = {"data.name": ds, "loss.name": loss, "train.batch_size": bs, "data.max_len": sl}
+                        tree = {"data": {"name": ds, "max_len": sl}, "loss": {"name": loss},
+                                "train": {"batch_size": bs}}
+                        if ns is not None:
+                            labels["loss.num_negatives"] = ns
+                            tree["loss"]["num_negatives"] = ns
+                        store.ensure_cell(cid, i, labels, config_to_dict(build_config(tree)))
+                        k = ns if ns is not None else 3000
+                        ndcg = 0.05 + 0.01 * math.log2(bs / 16) + 0.006 * math.log2(k / 16) + 0.0001 * sl
+                        m = _metrics(ndcg, sl, 10, 8, 0.02)
+                        m["peak_memory_mb"] = 200.0 + bs * sl * k * 8 / 2**20
+                        m["epoch_time_avg_s"] = 0.5 + bs * sl * k * 1e-7
+                        m["test"]["Coverage@10"] = 0.2 + 0.0001 * k
+                        store.record_done(cid, _history(10, ndcg, sl, 8), cell_metrics(m, {}), ENV, 1.0)
+    store.set_meta("cell_ids", ids)
+    store.close()
+
+
 if __name__ == "__main__":
     seed_like_store(Path(sys.argv[1]))

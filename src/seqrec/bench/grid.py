@@ -12,6 +12,8 @@ Grid file keys (all optional except ``sweep`` or ``fixed``)::
     sweep:                           # dotted config key -> list of values; cells = cartesian product
       model.name: [sasrec, bert4rec]
       data.max_len: [50, 100]
+    only:                            # a swept key that applies only where other swept keys take given values
+      loss.num_negatives: {loss.name: [cce_neg]}   # elsewhere it is left out: full-CE cells are not repeated
 
 Layers, lowest first: the model's recipe, ``fixed``, ``--set`` overrides of the command line, the swept values.
 Short aliases: ``model`` = ``model.name``, ``dataset`` = ``data.name``, ``max_len`` = ``data.max_len``,
@@ -25,7 +27,8 @@ import copy
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, field
+import random
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +42,7 @@ ALIASES: dict[str, str] = {
     "seed": "train.seed",
     "loss": "loss.name",
 }
-_GRID_KEYS = ("name", "jobs", "recipes", "fixed", "sweep")
+_GRID_KEYS = ("name", "jobs", "recipes", "fixed", "sweep", "only")
 
 
 @dataclass
@@ -52,10 +55,11 @@ class Grid:
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # model name -> config tree
     source: str = ""  # path of the grid file
     jobs: int | None = None  # cells trained at once unless the command line says otherwise
+    only: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # swept key -> {swept key: values}
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "fixed": self.fixed, "sweep": self.sweep, "recipes": self.recipes,
-                "source": self.source, "jobs": self.jobs}
+                "source": self.source, "jobs": self.jobs, "only": self.only}
 
 
 @dataclass
@@ -158,7 +162,31 @@ def parse_grid(raw: dict, source: str = "<grid>", base_dir: Path | None = None) 
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(f"{source}: 'jobs' must be a positive integer (cells trained at once), got {jobs!r}")
     return Grid(name=name, fixed=_tree(fixed_raw, f"{source}: fixed"), sweep=sweep, recipes=recipes,
-                source=source, jobs=jobs)
+                source=source, jobs=jobs, only=_parse_only(raw.get("only"), sweep, source))
+
+
+def _parse_only(raw: Any, sweep: dict[str, list[Any]], source: str) -> dict[str, dict[str, list[Any]]]:
+    """``only: {swept key: {other swept key: [values]}}``, validated against the sweep."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: 'only' must map a swept key to {{swept key: [values]}}")
+    out: dict[str, dict[str, list[Any]]] = {}
+    for k, cond in raw.items():
+        key = canonical_key(str(k))
+        if key not in sweep:
+            raise ConfigError(f"{source}: only: '{k}' is not a swept key")
+        if not isinstance(cond, dict) or not cond:
+            raise ConfigError(f"{source}: only: '{k}' needs a mapping {{swept key: [values]}}")
+        out[key] = {}
+        for ck, values in cond.items():
+            ckey = canonical_key(str(ck))
+            if ckey not in sweep or ckey == key:
+                raise ConfigError(f"{source}: only: '{k}': condition key '{ck}' must be another swept key")
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"{source}: only: '{k}': '{ck}' must be a non-empty list of values")
+            out[key][ckey] = values
+    return out
 
 
 def cell_id(config: Config) -> str:
@@ -168,12 +196,16 @@ def cell_id(config: Config) -> str:
 
 
 def expand(grid: Grid, overrides: list[str] | None = None) -> list[Cell]:
-    """The grid's cells in sweep order (the last key varies fastest); duplicate configs are kept once."""
+    """The grid's cells in sweep order (the last key varies fastest); duplicate configs are kept once (so a key
+    left out by ``only`` gives one cell per combination of the others)."""
     keys = list(grid.sweep)
     cells: list[Cell] = []
     seen: set[str] = set()
     for values in itertools.product(*(grid.sweep[k] for k in keys)):
         labels = dict(zip(keys, values, strict=True))
+        for key, cond in grid.only.items():  # a key that does not apply here is left out (its duplicates merge)
+            if any(labels[ck] not in allowed for ck, allowed in cond.items()):
+                del labels[key]
         model = labels.get("model.name", grid.fixed.get("model", {}).get("name", "sasrec"))
         tree = _merge(grid.recipes.get(str(model), {}), grid.fixed)
         sweep_overrides = [f"{k}={json.dumps(v)}" for k, v in labels.items()]
@@ -188,3 +220,18 @@ def expand(grid: Grid, overrides: list[str] | None = None) -> list[Cell]:
         seen.add(cid)
         cells.append(Cell(id=cid, ordinal=len(cells), labels=labels, config=config))
     return cells
+
+
+def sample_cells(cells: list[Cell], n: int, seed: int = 0) -> list[Cell]:
+    """A seeded random subset of ``n`` cells (all of them when ``n`` >= their number), in grid order.
+
+    The draw depends only on the cells' ids and the seed, so the same grid and seed give the same cells, and a
+    resumed sampled run trains the cells it started.
+    """
+    if n < 1:
+        raise ConfigError(f"--sample: expected a positive number of cells, got {n}")
+    if n >= len(cells):
+        return list(cells)
+    order = sorted(cells, key=lambda c: c.id)  # independent of file order edits that keep the cells
+    chosen = {c.id for c in random.Random(seed).sample(order, n)}
+    return [replace(c, ordinal=i) for i, c in enumerate(c for c in cells if c.id in chosen)]

@@ -322,9 +322,11 @@ def img_tag(title: str, png_b64: str) -> str:
 
 
 def render_html(p: Pivot, key: Sequence[Column], plots: list[tuple[str, str]],
-                curves: list[tuple[str, str]]) -> str:
-    """``plots`` / ``curves``: (title, base64 PNG) from :mod:`seqrec.bench.plots`."""
+                curves: list[tuple[str, str]], study: str | None = None) -> str:
+    """``plots`` / ``curves``: (title, base64 PNG) from :mod:`seqrec.bench.plots`; ``study``: the HTML of
+    :func:`seqrec.bench.study.study_section`, placed after the plots."""
     sections = [("key", "Key results")] + ([("plots", "Plots")] if plots else [])
+    sections += [("study", "Loss study")] if study else []
     sections += [("curves", "Learning curves")] if curves else []
     sections += [("all", "All columns")] if p.rows else []
     sections += [("not-done", "Cells not in the table")] if p.not_done else []
@@ -342,6 +344,8 @@ def render_html(p: Pivot, key: Sequence[Column], plots: list[tuple[str, str]],
     if plots:
         parts.append('<h2 id="plots">Plots</h2>')
         parts += [img_tag(title, img) for title, img in plots]
+    if study:
+        parts.append(study)
     if curves:
         parts.append('<h2 id="curves">Learning curves</h2><p class="legend">Per cell: validation NDCG@10 '
                      "(left axis, blue; the star is the early-stopping epoch) and the training loss (right axis, "

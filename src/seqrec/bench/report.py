@@ -16,6 +16,7 @@ from seqrec.bench.compare import render_compare
 from seqrec.bench.pivot import COMPARE_DEFAULT, load_pivot, select_columns
 from seqrec.bench.plots import all_plots, learning_curves
 from seqrec.bench.render import key_columns, render_csv, render_html, render_markdown
+from seqrec.bench.study import study_section
 from seqrec.io import atomic_write_bytes
 
 
@@ -38,23 +39,26 @@ def write_report(
     metrics: Sequence[str] | None = None,
     compare: str | Path | None = None,
     output: str | Path | None = None,
+    study: bool = False,
 ) -> ReportPaths:
     """Write ``report.{md,csv,html}`` (or ``compare.{md,csv,html}`` with ``compare``) and return their paths.
 
     ``metrics``: the columns of the first table (default: the key columns); the CSV and the "All columns"
-    table always have every column.
+    table always have every column. ``study``: add the loss-study section (:mod:`seqrec.bench.study`).
     """
     directory = Path(directory)
     out_dir = Path(output) if output is not None else directory
     chosen = select_columns(metrics) if metrics else None  # unknown names fail before any file is read
     pivot = load_pivot(directory)
     if compare is None:
+        section = study_section(pivot) if study else None  # a missing [study] extra fails before any write
         key = key_columns(pivot, metrics)
         paths = ReportPaths(out_dir / "report.md", out_dir / "report.csv", out_dir / "report.html",
                             render_markdown(pivot, key, full=False))
-        _write(paths.markdown, render_markdown(pivot, key))
+        _write(paths.markdown, render_markdown(pivot, key) + (f"\n{section.markdown}" if section else ""))
         _write(paths.csv, render_csv(pivot))
-        _write(paths.html, render_html(pivot, key, all_plots(pivot), learning_curves(pivot)))
+        _write(paths.html, render_html(pivot, key, all_plots(pivot), learning_curves(pivot),
+                                       section.html if section else None))
         return paths
     other = load_pivot(compare)
     cmp = render_compare(pivot, other, chosen or select_columns(None, COMPARE_DEFAULT), str(directory), str(compare))

@@ -33,7 +33,7 @@ from typing import IO, Any
 from rich.console import Console
 
 from seqrec.bench.cell import REQUEST, RESULT, RUN
-from seqrec.bench.grid import Cell, expand, load_grid
+from seqrec.bench.grid import Cell, expand, load_grid, sample_cells
 from seqrec.bench.store import ResultStore
 from seqrec.config import Config, config_to_dict
 from seqrec.cores import available_cores
@@ -237,13 +237,16 @@ def run_bench(
     retry_failed: bool = False,
     download: bool = False,
     jobs: int | None = None,
+    sample: int | None = None,
+    sample_seed: int = 0,
     console: Console | None = None,
 ) -> BenchSummary:
     """Run (or resume) the grid in ``grid_path`` into ``output``; see the module docstring.
 
     ``jobs``: cells trained at the same time (None: the grid file's ``jobs``, else 1), each with
     ``available cores // jobs`` threads unless its config sets ``train.threads`` (epoch times then include the
-    neighbours' load; the store's meta records ``jobs``).
+    neighbours' load; the store's meta records ``jobs``). ``sample``: train only a seeded random subset of that
+    many cells (``grid.sample_cells``; the store's meta records it).
     """
     console = console or Console(quiet=True)
     output = _checked_output(output)
@@ -252,6 +255,9 @@ def run_bench(
     if jobs < 1:
         raise DataError(f"--jobs: expected a positive number of parallel cells, got {jobs}")
     cells = expand(grid, overrides)  # every cell's config validated before anything is written
+    grid_size = len(cells)
+    if sample is not None:
+        cells = sample_cells(cells, sample, sample_seed)
     output.mkdir(parents=True, exist_ok=True)
     lock = _lock(output)
     store = ResultStore.open(output)
@@ -267,6 +273,8 @@ def run_bench(
         store.set_meta("overrides", overrides or [])
         store.set_meta("cell_ids", [c.id for c in cells])
         store.set_meta("jobs", jobs)
+        store.set_meta("sample", None if sample is None else {"cells": len(cells), "of": grid_size,
+                                                              "seed": sample_seed})
         for cell in cells:
             status = store.ensure_cell(cell.id, cell.ordinal, cell.labels, config_to_dict(cell.config))
             tag = f"[{cell.ordinal + 1}/{len(cells)}] {cell.describe()}"
