@@ -88,6 +88,8 @@ def run_one(lib: str, model: str, args: argparse.Namespace, console: Console) ->
             cmd += ["--max-epochs", str(args.max_epochs)]
         if args.max_train_seconds is not None:
             cmd += ["--max-train-seconds", str(args.max_train_seconds)]
+        if args.stop_at_last_threshold:
+            cmd += ["--stop-at-test", str(max(args.threshold_values))]
         if args.seed is not None:
             cmd += ["--seed", str(args.seed)]
         console.print(f"[bold]{lib} {model}[/]: {shlex.join(cmd[:4])} ...")
@@ -142,6 +144,7 @@ def summarize(run: dict, thresholds: list[float]) -> dict:
         "s_per_epoch": sum(r["epoch_wall_s"] for r in epochs) / max(len(epochs), 1),
         "setup_s": run["setup_s"],
         "stopped_by_budget": run.get("stopped_by_budget", False),
+        "stopped_at_test_threshold": run.get("stopped_at_test_threshold"),
         "load_average_after": run.get("load_average", {}).get("after"),
     }
     for thr in thresholds:
@@ -163,7 +166,8 @@ def table_rows(rows: list[dict], thresholds: list[float]) -> tuple[list[str], li
             body.append([r["model"], r["library"], "failed: " + r["error"], *[""] * (len(header) - 3)])
             continue
         body.append([
-            r["model"], r["library"], str(r["epochs"]) + (" (budget)" if r["stopped_by_budget"] else ""),
+            r["model"], r["library"], str(r["epochs"]) + (" (budget)" if r["stopped_by_budget"] else "")
+            + (" (reached the last threshold)" if r.get("stopped_at_test_threshold") is not None else ""),
             *[_fmt_time_to(r["time_to"][f"{t:g}"]) for t in thresholds],
             f"{r['total_train_s']:.1f} s", str(r["best_epoch"]), f"{r['test_NDCG@10']:.4f}",
             f"{r['test_HR@10']:.4f}", f"{r['s_per_epoch']:.1f}", f"{r['setup_s']:.1f} s",
@@ -191,6 +195,9 @@ def main() -> None:
     ap.add_argument("--max-train-seconds", type=float, default=None,
                     help="stop a run after the first epoch whose cumulative training time reaches this")
     ap.add_argument("--seed", type=int, default=None, help="override train.seed (default: the recipes' 42)")
+    ap.add_argument("--stop-at-last-threshold", action="store_true",
+                    help="stop a run once its test NDCG@10 reaches the highest threshold (saves hours on ML-1M; "
+                         "such a run's final metrics are marked and are not a protocol result)")
     ap.add_argument("--seqrec-config", default=None,
                     help="seqrec's recipe instead of configs/<model>-<dataset>.yaml ({model} is replaced); the peer "
                          "keeps the default recipe's values")
@@ -209,6 +216,7 @@ def main() -> None:
     models = [m.strip() for m in (args.models or ",".join(PEER_MODELS[peer])).split(",") if m.strip()]
     libs = [x.strip() for x in (args.libraries or f"seqrec,{peer}").split(",") if x.strip()]
     thresholds = [float(t) for t in (args.thresholds or DEFAULT_THRESHOLDS[args.dataset]).split(",") if t.strip()]
+    args.threshold_values = thresholds
     bad = [m for m in models if m not in PEER_MODELS[peer]] + [x for x in libs if x not in ("seqrec", peer)]
     bad += [f"{m} on {args.dataset} (no configs/{m}-{args.dataset}.yaml)" for m in models
             if not (ROOT / "configs" / f"{m}-{args.dataset}.yaml").is_file()]
@@ -234,6 +242,7 @@ def main() -> None:
         "thresholds": thresholds,
         "max_epochs": args.max_epochs,
         "max_train_seconds": args.max_train_seconds,
+        "stop_at_last_threshold": args.stop_at_last_threshold,
         "peer_max_epochs": args.peer_max_epochs,
         "seqrec_config": args.seqrec_config,
         "data": str(data_file),

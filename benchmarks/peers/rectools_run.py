@@ -166,6 +166,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script, like recbole_run
     ap.add_argument("--max-epochs", type=int, default=None, help="cap the epochs (smoke tests)")
     ap.add_argument("--max-train-seconds", type=float, default=None,
                     help="stop after the first epoch whose cumulative training time reaches this")
+    ap.add_argument("--stop-at-test", type=float, default=None,
+                    help="stop after the first epoch whose test NDCG@10 reaches this (time-to-quality only)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--out", required=True)
@@ -196,7 +198,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script, like recbole_run
     patience = int(recipe["patience"])
     records: list[dict] = []
     clock = {"t0": 0.0, "paused": 0.0, "end": 0.0}
-    state = {"best": -math.inf, "best_epoch": 0, "weights": None, "since_best": 0, "budget": False}
+    state = {"best": -math.inf, "best_epoch": 0, "weights": None, "since_best": 0, "budget": False,
+             "threshold": False}
     evaluators: dict[str, Evaluator] = {}
 
     class EpochEval(Callback):
@@ -244,6 +247,9 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script, like recbole_run
                 trainer.should_stop = True
             if args.max_train_seconds is not None and cum >= args.max_train_seconds:
                 state["budget"] = True
+                trainer.should_stop = True
+            if args.stop_at_test is not None and test["NDCG@10"] >= args.stop_at_test:
+                state["threshold"] = True
                 trainer.should_stop = True
 
         def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
@@ -301,7 +307,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script, like recbole_run
         "total_train_s": total_train_s,
         "epochs_trained": len(records),
         "best_epoch": state["best_epoch"],
-        "stopped_by_budget": state["budget"],
+        "stopped_by_budget": state["budget"] and not state["threshold"],
+        "stopped_at_test_threshold": args.stop_at_test if state["threshold"] else None,
         "batches_per_epoch": -(-len(used) // int(recipe["batch_size"])),
         "train_interactions": int(lengths.sum()),
         "train_interactions_used": int(used.sum()),

@@ -136,6 +136,9 @@ def main() -> None:
     ap.add_argument("--config", default=None, help="another recipe file for the same dataset (default: --dataset's)")
     ap.add_argument("--max-epochs", type=int, default=None, help="override train.epochs (smoke tests)")
     ap.add_argument("--max-train-seconds", type=float, default=None)
+    ap.add_argument("--stop-at-test", type=float, default=None,
+                    help="stop after the first epoch whose test NDCG@10 reaches this (time-to-quality only: the "
+                         "final metrics of such a run are not a protocol result)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--out", required=True)
@@ -180,7 +183,8 @@ def main() -> None:
             with preserved_rng():
                 test = evaluate_split(trainer.model, data, config, "test", trainer.device, bootstrap=0).metrics
             valid = record.get("valid", {})
-            if args.max_train_seconds is not None and valid.get(monitor, -float("inf")) > best["score"]:
+            limited = args.max_train_seconds is not None or args.stop_at_test is not None
+            if limited and valid.get(monitor, -float("inf")) > best["score"]:
                 best.update(score=valid[monitor], state=copy.deepcopy(trainer.model.state_dict()),
                             epoch=record["epoch"])
             prev = records[-1]["cum_train_s"] if records else 0.0
@@ -205,11 +209,15 @@ def main() -> None:
             clock["paused"] += time.perf_counter() - now
             if args.max_train_seconds is not None and cum >= args.max_train_seconds:
                 raise _Budget
+            if args.stop_at_test is not None and test["NDCG@10"] >= args.stop_at_test:
+                stop["threshold"] = True
+                raise _Budget
 
         def on_fit_end(self, trainer) -> None:  # noqa: ANN001
             clock["end"] = time.perf_counter()
 
     stopped_by_budget = False
+    stop = {"threshold": False}
     recommender = Recommender(config)
     with tempfile.TemporaryDirectory(prefix="seqrec-peer-") as tmp:
         try:  # exactly `seqrec train`: run directory, per-epoch checkpoint, final evaluation of the best weights
@@ -244,7 +252,8 @@ def main() -> None:
         "total_train_s": total_train_s,
         "epochs_trained": len(records),
         "best_epoch": best_epoch,
-        "stopped_by_budget": stopped_by_budget,
+        "stopped_by_budget": stopped_by_budget and not stop["threshold"],
+        "stopped_at_test_threshold": args.stop_at_test if stop["threshold"] else None,
         "batches_per_epoch": None,
         "params": model.num_parameters(),
         "final": {split: {"NDCG@10": final[split]["NDCG@10"], "HR@10": final[split]["HR@10"]}
