@@ -44,7 +44,7 @@ DATA_FILES = {"ml-100k": "ml-100k/ml-100k.inter", "ml-1m": "ml-1m/ml-1m.txt"}
 DEFAULT_THRESHOLDS = {"ml-100k": "0.06,0.08,0.09", "ml-1m": "0.15,0.18"}
 
 sys.path.insert(0, str(HERE))
-from seqrec_run import export_split, resolved_recipe  # noqa: E402
+from seqrec_run import export_split, recipe_path, resolved_recipe  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -219,7 +219,7 @@ def main() -> None:
     args.threshold_values = thresholds
     bad = [m for m in models if m not in PEER_MODELS[peer]] + [x for x in libs if x not in ("seqrec", peer)]
     bad += [f"{m} on {args.dataset} (no configs/{m}-{args.dataset}.yaml)" for m in models
-            if not (ROOT / "configs" / f"{m}-{args.dataset}.yaml").is_file()]
+            if not recipe_path(m, args.dataset).is_file()]
     if peer == "recbole" and args.dataset != "ml-100k":
         bad.append(f"recbole on {args.dataset} (its runner reads ml-100k.inter only)")
     if bad:

@@ -64,10 +64,6 @@ RECTOOLS_NAMES = {"sasrec": "SASRecModel", "bert4rec": "BERT4RecModel"}
 EVAL_BATCH = 256  # users per scoring batch (RecTools' recommend_batch_size default)
 
 
-class _Budget(Exception):
-    """Raised when the training-time budget is spent (never escapes: it only stops the Trainer)."""
-
-
 def load_split(path: Path) -> dict[str, np.ndarray]:
     """The arrays written by ``seqrec_run.export_split`` (plain integer arrays: no pickle)."""
     with np.load(path, allow_pickle=False) as z:
@@ -117,7 +113,9 @@ class Evaluator:
         self.to_internal[known] = np.arange(n_extra, n_extra + len(known))
         # RecTools internal column -> seqrec id, to put its scores into seqrec's (V + 1)-wide catalogue
         self.internal_to_seqrec = torch.from_numpy(known)
-        self.inputs = csr_rows(split[f"{name}_offsets"], split[f"{name}_values"].astype(np.int64))
+        self.offsets = split[f"{name}_offsets"].astype(np.int64)  # (n + 1,) CSR of the inputs
+        self.values = split[f"{name}_values"].astype(np.int64)
+        self.inputs = csr_rows(self.offsets, self.values)
         self.targets = torch.from_numpy(split[f"{name}_targets"].astype(np.int64))
         self.num_items = num_items
         self.unknown_targets = int((self.to_internal[self.targets.numpy()] < 0).sum())
@@ -147,8 +145,9 @@ class Evaluator:
                 part = user_embs[s:e] @ item_embs.T  # (b, n_known)
                 scores = torch.full((e - s, self.num_items + 1), -torch.inf)
                 scores[:, self.internal_to_seqrec] = part.float()
-                for j, i in enumerate(range(s, e)):  # seen items (every earlier item of the user) removed
-                    scores[j, torch.from_numpy(self.inputs[i])] = -torch.inf
+                rows = np.repeat(np.arange(e - s), np.diff(self.offsets[s:e + 1]))  # seen items removed
+                seen = self.values[self.offsets[s]:self.offsets[e]]
+                scores[torch.from_numpy(rows), torch.from_numpy(seen)] = -torch.inf
                 scores[:, 0] = -torch.inf
                 r = ranks_of_targets(scores, self.targets[s:e])
                 hit = r < 10
@@ -198,8 +197,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script, like recbole_run
     patience = int(recipe["patience"])
     records: list[dict] = []
     clock = {"t0": 0.0, "paused": 0.0, "end": 0.0}
-    state = {"best": -math.inf, "best_epoch": 0, "weights": None, "since_best": 0, "budget": False,
-             "threshold": False}
+    # stop: None (patience or the epoch cap), "budget" (--max-train-seconds) or "threshold" (--stop-at-test)
+    state = {"best": -math.inf, "best_epoch": 0, "weights": None, "since_best": 0, "stop": None}
     evaluators: dict[str, Evaluator] = {}
 
     class EpochEval(Callback):
@@ -246,10 +245,10 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script, like recbole_run
             if state["since_best"] >= patience:
                 trainer.should_stop = True
             if args.max_train_seconds is not None and cum >= args.max_train_seconds:
-                state["budget"] = True
+                state["stop"] = "budget"
                 trainer.should_stop = True
             if args.stop_at_test is not None and test["NDCG@10"] >= args.stop_at_test:
-                state["threshold"] = True
+                state["stop"] = "threshold"
                 trainer.should_stop = True
 
         def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
@@ -307,8 +306,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script, like recbole_run
         "total_train_s": total_train_s,
         "epochs_trained": len(records),
         "best_epoch": state["best_epoch"],
-        "stopped_by_budget": state["budget"] and not state["threshold"],
-        "stopped_at_test_threshold": args.stop_at_test if state["threshold"] else None,
+        "stopped_by_budget": state["stop"] == "budget",
+        "stopped_at_test_threshold": args.stop_at_test if state["stop"] == "threshold" else None,
         "batches_per_epoch": -(-len(used) // int(recipe["batch_size"])),
         "train_interactions": int(lengths.sum()),
         "train_interactions_used": int(used.sum()),

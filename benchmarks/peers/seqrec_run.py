@@ -42,7 +42,7 @@ MODELS = ("sasrec", "bert4rec", "gru4rec")
 
 
 class _Budget(Exception):
-    """Raised from the epoch callback when the training-time budget is spent."""
+    """Raised from the epoch callback to end fit early: the time budget is spent or --stop-at-test is reached."""
 
 
 def recipe_overrides(threads: int, max_epochs: int | None, seed: int | None) -> list[str]:
@@ -208,16 +208,16 @@ def main() -> None:
             )
             clock["paused"] += time.perf_counter() - now
             if args.max_train_seconds is not None and cum >= args.max_train_seconds:
+                stop["reason"] = "budget"
                 raise _Budget
             if args.stop_at_test is not None and test["NDCG@10"] >= args.stop_at_test:
-                stop["threshold"] = True
+                stop["reason"] = "threshold"
                 raise _Budget
 
         def on_fit_end(self, trainer) -> None:  # noqa: ANN001
             clock["end"] = time.perf_counter()
 
-    stopped_by_budget = False
-    stop = {"threshold": False}
+    stop = {"reason": None}  # "budget" (--max-train-seconds) or "threshold" (--stop-at-test) when _Budget ends fit
     recommender = Recommender(config)
     with tempfile.TemporaryDirectory(prefix="seqrec-peer-") as tmp:
         try:  # exactly `seqrec train`: run directory, per-epoch checkpoint, final evaluation of the best weights
@@ -229,7 +229,6 @@ def main() -> None:
             final = {"test": metrics["test"], "valid": metrics["valid"]}
             num_test_users = metrics["num_test_users"]
         except _Budget:
-            stopped_by_budget = True
             trainer = live["trainer"]
             model = trainer.model
             model.load_state_dict(best["state"])
@@ -252,8 +251,8 @@ def main() -> None:
         "total_train_s": total_train_s,
         "epochs_trained": len(records),
         "best_epoch": best_epoch,
-        "stopped_by_budget": stopped_by_budget and not stop["threshold"],
-        "stopped_at_test_threshold": args.stop_at_test if stop["threshold"] else None,
+        "stopped_by_budget": stop["reason"] == "budget",
+        "stopped_at_test_threshold": args.stop_at_test if stop["reason"] == "threshold" else None,
         "batches_per_epoch": None,
         "params": model.num_parameters(),
         "final": {split: {"NDCG@10": final[split]["NDCG@10"], "HR@10": final[split]["HR@10"]}

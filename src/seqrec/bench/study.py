@@ -157,17 +157,17 @@ def study_plots(points: Sequence[StudyPoint]) -> list[tuple[str, str]]:
 
     plt = _plt()
     datasets = list(dict.fromkeys(q.dataset for q in points))
+    bss = sorted({q.bs for q in points})  # the encoding, shared by both figures
+    colours = {b: plt.get_cmap("viridis")(i / max(len(bss) - 1, 1)) for i, b in enumerate(bss)}
+    nss = sorted({q.ns for q in points if q.ns is not None})
+    shapes = dict(zip(nss, "o^sDvPXh<>", strict=False))
+    sls = sorted({q.sl for q in points})
     out = []
     for cost, xlabel in (("memory_mb", "peak memory (MiB)"), ("epoch_time_s", "epoch time (s)")):
         usable = [q for q in points if q.ndcg is not None and getattr(q, cost) is not None]
         if not usable:
             continue
         fig, axes = plt.subplots(1, len(datasets), figsize=(5.6 * len(datasets), 4.4), squeeze=False)
-        bss = sorted({q.bs for q in points})
-        colours = {b: plt.get_cmap("viridis")(i / max(len(bss) - 1, 1)) for i, b in enumerate(bss)}
-        nss = sorted({q.ns for q in points if q.ns is not None})
-        shapes = dict(zip(nss, "o^sDvPXh<>", strict=False))
-        sls = sorted({q.sl for q in points})
         for ax, ds in zip(axes[0], datasets, strict=True):
             pts = [q for q in usable if q.dataset == ds]
             for q in pts:
