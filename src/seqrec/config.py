@@ -115,6 +115,10 @@ class LossConfig(_Section):
 class TrainConfig(_Section):
     epochs: int = Field(200, ge=1)  # upper bound; early stopping usually ends sooner
     batch_size: int = Field(128, ge=1)  # training windows per step
+    # 0: batches are slices of a random permutation. G > 0: every G * batch_size windows of that permutation are
+    # sorted by length, cut into batches, and the batches shuffled, so a padding-invariant model (SASRec,
+    # BERT4Rec, GRU4Rec) computes far fewer padding positions (ML-1M at max_len 200: 43% of them are padding).
+    length_grouping: int = Field(0, ge=0)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.98)

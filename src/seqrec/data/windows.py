@@ -5,13 +5,24 @@ item (the last input of a window is the first target of the next): window ends a
 Models that predict only the newest item of a window (Recformer reads a whole history as one text) take
 ``stride=1`` instead: one window per target position, ends n, n - 1, ..., 2, each ending at its target.
 Windows are built as index arrays once, then gathered per batch with vectorised numpy (no Python lists).
+
+Batches can be cut to their longest row (:func:`trim_leading_padding`) for models whose real positions do not
+see the padding (``SequenceModel.padding_invariant``); :func:`length_grouped_batches` makes that cut large by
+batching windows of similar length together.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeVar
+
 import numpy as np
 
 from seqrec.data.sequences import Sequences
+
+if TYPE_CHECKING:
+    import torch
+
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, "torch.Tensor")
 
 
 def window_index(seqs: Sequences, max_len: int, stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -43,3 +54,33 @@ def gather_windows(seqs: Sequences, rows: np.ndarray, ends: np.ndarray, max_len:
     valid = idx >= starts[:, None]
     values = np.asarray(seqs.values)
     return np.where(valid, values[np.clip(idx, 0, max(len(values) - 1, 0))], 0).astype(np.int64)
+
+
+def trim_leading_padding(batch: ArrayOrTensor, spare: int = 1) -> ArrayOrTensor:
+    """Cut the leading all-padding columns of a left-padded ``batch`` (B, W), numpy or torch, but ``spare`` of them.
+
+    One spare column keeps the cut exact for every padding-invariant model: BERT4Rec drops a window's or a
+    history's oldest column (to shift in [MASK]), which must then be padding, never the longest row's first item.
+    """
+    width = batch.shape[1]
+    longest = int((batch != 0).sum(1).max()) if batch.shape[0] else width  # real items are never 0
+    return batch[:, max(width - longest - spare, 0) :]
+
+
+def length_grouped_batches(
+    order: np.ndarray, lengths: np.ndarray, batch_size: int, group: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Batches of ``order`` (a permutation of window ids) that group windows of similar ``lengths``.
+
+    ``group`` = 0: consecutive slices of ``order``. ``group`` = G: each run of G * batch_size ids of ``order`` is
+    stably sorted by length (longest first) and sliced; the full batches are then shuffled with ``rng`` and any
+    short one stays last. Every id appears in exactly one batch either way.
+    """
+    if group > 0:
+        run = np.arange(len(order)) // (group * batch_size)  # (n,) which run each position belongs to
+        order = order[np.lexsort((-lengths[order], run))]  # by run, then longest first, ties keep order
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if group > 0:
+        full = len(order) // batch_size
+        batches[:full] = [batches[i] for i in rng.permutation(full)]
+    return batches

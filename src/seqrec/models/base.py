@@ -26,6 +26,10 @@ class SequenceModel(nn.Module):
     # Training windows (seqrec.data.windows): None = overlapping by one item, 1 = one window per target position
     # (for models whose training_example predicts only a window's newest item).
     window_stride: ClassVar[int | None] = None
+    # True when outputs at real positions do not depend on leading padding (padding keys are masked, positions
+    # count from the right, or the recurrence runs over real items only): the trainer and evaluation may then cut
+    # a batch to its longest row. Checked per model by tests/models/test_padding_invariance.py.
+    padding_invariant: ClassVar[bool] = False
 
     num_items: int
     max_len: int

@@ -58,6 +58,7 @@ class BERT4RecConfig:
 
 class BERT4Rec(SequenceModel):
     Config = BERT4RecConfig
+    padding_invariant = True  # padding keys are masked; positions count from the right
     PRESETS = {
         "small": {"hidden": 64, "layers": 2, "heads": 2},  # ~0.21M params on ML-100K (1682 items, max_len 50)
         "base": {"hidden": 256, "layers": 2, "heads": 4},

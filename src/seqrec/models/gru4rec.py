@@ -61,6 +61,7 @@ def right_align(items: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
 
 class GRU4Rec(SequenceModel):
     Config = GRU4RecConfig
+    padding_invariant = True  # the GRU runs over right-aligned real items; padding trails
     PRESETS = {
         "small": {"hidden": 64, "gru_hidden": 128, "layers": 1},  # ~0.19M params on ML-100K (1682 items)
         "base": {"hidden": 256, "gru_hidden": 256, "layers": 2},

@@ -45,6 +45,7 @@ class SASRecConfig:
 
 class SASRec(SequenceModel):
     Config = SASRecConfig
+    padding_invariant = True  # padding keys are masked; positions count from the right
     PRESETS = {
         "small": {"hidden": 64, "layers": 2, "heads": 1},  # ~0.2M params + catalogue x 64 (ML-100K: ~0.2M)
         "base": {"hidden": 256, "layers": 2, "heads": 4},

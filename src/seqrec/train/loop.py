@@ -65,11 +65,11 @@ def _progress(trainer: Trainer, epoch: int) -> Progress:
 
 def train_epoch(trainer: Trainer, epoch: int, callbacks: Sequence[Callback] = ()) -> dict:
     """One pass over every training window; returns the epoch's record (loss, grad norm, time, memory)."""
-    tc, device = trainer.config.train, trainer.device
+    device = trainer.device
     trainer.model.train()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    order = trainer.rng.permutation(len(trainer.rows))
+    batches = trainer.epoch_batches()
     process = psutil.Process()
     t0, cpu0 = time.perf_counter(), process.cpu_times()
     loss_sum, loss_n, grad_max = 0.0, 0, 0.0
@@ -77,8 +77,7 @@ def train_epoch(trainer: Trainer, epoch: int, callbacks: Sequence[Callback] = ()
     with _progress(trainer, epoch) as progress:
         task = progress.add_task("train", total=steps, loss=float("nan"))
         for step in range(0, steps, trainer.accumulate):
-            group = [order[s * tc.batch_size : (s + 1) * tc.batch_size]
-                     for s in range(step, min(step + trainer.accumulate, steps))]
+            group = batches[step : step + trainer.accumulate]
             try:
                 group_loss, norm = trainer.train_batches(group)
             except TrainingDiverged as err:

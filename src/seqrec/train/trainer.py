@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from seqrec import distributed
 from seqrec.config import Config
 from seqrec.data.sequences import PreparedData
-from seqrec.data.windows import gather_windows, window_index
+from seqrec.data.windows import gather_windows, length_grouped_batches, trim_leading_padding, window_index
 from seqrec.errors import ConfigError, TrainingDiverged
 from seqrec.losses import make_loss
 from seqrec.models.base import SequenceModel
@@ -96,11 +96,16 @@ class Trainer:
             enable_activation_checkpointing(model)
         self.loss_fn = make_loss(config.loss, data.item_popularity)
         self.rows, self.ends = window_index(data.train, self.max_len, model.window_stride)  # one per window
+        self.window_lengths = np.minimum(self.ends, self.max_len + 1)  # (n,) items in each window
         if len(self.rows) == 0:
             raise ConfigError(
                 f"data.max_len={self.max_len}: no training windows (every training sequence has fewer than 2 items)"
             )
         self.batches_per_epoch = -(-len(self.rows) // tc.batch_size)
+        # Length-grouped batches differ in size (positions): each batch's mean loss is weighted by its share of
+        # the average, so every position weighs the same as under random batches (else short-window batches,
+        # with few targets each, would count as much as full ones).
+        self.mean_batch_positions = float(np.maximum(self.window_lengths - 1, 0).sum()) / self.batches_per_epoch
         self.accumulate = tc.accumulate_grad_batches
         self.steps_per_epoch = -(-self.batches_per_epoch // self.accumulate)  # optimizer steps
         self.optimizer = torch.optim.AdamW(model.param_groups(tc.weight_decay), lr=tc.lr, betas=tc.betas)
@@ -126,11 +131,29 @@ class Trainer:
 
     # ---- one optimizer step -----------------------------------------------------------------------------------
 
-    def window(self, batch: np.ndarray) -> torch.Tensor:  # (B, T + 1)
-        return torch.from_numpy(gather_windows(self.data.train, self.rows[batch], self.ends[batch], self.max_len))
+    def window(self, batch: np.ndarray) -> torch.Tensor:  # (B, T + 1); T < max_len once trimmed
+        window = gather_windows(self.data.train, self.rows[batch], self.ends[batch], self.max_len)
+        if self.model.padding_invariant:  # exact: real positions never see the padding columns cut here
+            window = trim_leading_padding(window)
+        return torch.from_numpy(window)
 
-    def forward_backward(self, window: torch.Tensor, divide: int = 1) -> torch.Tensor:
-        """One micro-batch: loss of ``window`` (B, T + 1), gradients accumulated; returns the detached loss."""
+    def epoch_batches(self) -> list[np.ndarray]:
+        """This epoch's batches of window ids: a seeded permutation, grouped by length if ``train.length_grouping``."""
+        order = self.rng.permutation(len(self.rows))
+        tc = self.config.train
+        return length_grouped_batches(order, self.window_lengths, tc.batch_size, tc.length_grouping, self.rng)
+
+    def batch_weight(self, batch: np.ndarray) -> float:
+        """Gradient weight of a batch: 1, or with ``train.length_grouping`` its positions over the average."""
+        if not self.config.train.length_grouping:
+            return 1.0
+        return float(np.maximum(self.window_lengths[batch] - 1, 0).sum()) / self.mean_batch_positions
+
+    def forward_backward(self, window: torch.Tensor, divide: int = 1, weight: float = 1.0) -> torch.Tensor:
+        """One micro-batch: loss of ``window`` (B, T + 1), gradients accumulated; returns the detached loss.
+
+        The gradient is that of ``loss * weight / divide`` (``batch_weight``, accumulation); the returned loss is
+        the plain mean."""
         model, device = self.model, self.device
         inputs, targets = model.training_example(window, self.gen)
         inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
@@ -139,13 +162,16 @@ class Trainer:
             loss = self.loss_fn(
                 hidden.reshape(-1, hidden.shape[-1]), model.item_weight(), targets.reshape(-1), self.gen
             )
-        scaled = loss / divide if divide > 1 else loss
+        if weight != 1.0:
+            scaled = loss * (weight / divide)
+        else:
+            scaled = loss / divide if divide > 1 else loss
         if self.scaler is not None:
             scaled = self.scaler.scale(scaled)
         scaled.backward()
         return loss.detach()
 
-    def forward_backward_shard(self, batch: np.ndarray, divide: int = 1) -> torch.Tensor:
+    def forward_backward_shard(self, batch: np.ndarray, divide: int = 1, weight: float = 1.0) -> torch.Tensor:
         """This rank's share of the global micro-batch ``batch`` (window indices); returns the global loss.
 
         Losses average over non-padding targets, so scaling rank r's loss by ``world * n_r / n`` (n_r its
@@ -170,8 +196,8 @@ class Trainer:
         stats = torch.stack([torch.tensor(float(n_local), dtype=torch.float64, device=device),
                              loss.detach().double() * n_local])  # (2,)
         torch.distributed.all_reduce(stats)
-        weight = (self.world * n_local / stats[0].clamp(min=1.0)).to(loss.dtype)
-        scaled = loss * weight / divide
+        share = (self.world * n_local / stats[0].clamp(min=1.0)).to(loss.dtype)
+        scaled = loss * share / divide if weight == 1.0 else loss * share * (weight / divide)
         if self.scaler is not None:
             scaled = self.scaler.scale(scaled)
         scaled.backward()
@@ -217,11 +243,11 @@ class Trainer:
         with self.anomaly():
             if self.ddp is None:
                 for b in batches:
-                    loss_sum += float(self.forward_backward(self.window(b), divide=len(batches)))
+                    loss_sum += float(self.forward_backward(self.window(b), len(batches), self.batch_weight(b)))
             else:
                 for i, b in enumerate(batches):
                     with contextlib.nullcontext() if i == len(batches) - 1 else self.ddp.no_sync():
-                        loss_sum += float(self.forward_backward_shard(b, divide=len(batches)))
+                        loss_sum += float(self.forward_backward_shard(b, len(batches), self.batch_weight(b)))
         _check_finite(loss_sum, "loss")
         return loss_sum, self.optimizer_step()
 
