@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -125,3 +127,56 @@ def test_odd_shapes(n, d, v, chunk, ls, seed):
     out = _value_and_grads(chunked_cross_entropy, hidden, weight, targets, chunk_size=chunk, label_smoothing=ls)
     for a, b in zip(out, ref, strict=True):
         torch.testing.assert_close(a.double(), b, atol=1e-6, rtol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 300),
+    d=st.integers(1, 12),
+    v=st.integers(2, 120),
+    ls=st.sampled_from([0.0, 0.1]),
+    reduction=st.sampled_from(["mean", "sum"]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    seed=st.integers(0, 1000),
+)
+def test_row_and_column_chunking_match_the_reference(n, d, v, ls, reduction, dtype, seed):
+    """Both fast paths of chunked_cross_entropy (PyTorch's row-chunked linear_cross_entropy, CCE's catalogue
+    chunks) against the float64 materialised reference; rows > 64 per chunk are exercised by n up to 300."""
+    hidden, weight, targets = _inputs(n=n, d=d, v=v, seed=seed, dtype=dtype)
+    ref = _value_and_grads(materialized_cross_entropy, hidden.double(), weight.double(), targets,
+                           label_smoothing=ls, reduction=reduction)
+    for method in ("rows", "columns") if ls == 0 else ("columns",):  # PyTorch's chunked path: no smoothing
+        # CCE keeps its log-sum-exp in fp32 whatever the input dtype; PyTorch's path computes in the input's
+        tol = 1e-10 if dtype == torch.float64 and method == "rows" else 1e-6
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # PyTorch warns when it falls back to its reference path
+            out = _value_and_grads(chunked_cross_entropy, hidden, weight, targets, label_smoothing=ls,
+                                   reduction=reduction, method=method)
+        assert out[1].dtype == dtype and out[2].dtype == dtype
+        for a, b in zip(out, ref, strict=True):
+            torch.testing.assert_close(a.double(), b, atol=tol * max(1, n if reduction == "sum" else 1), rtol=tol)
+        assert torch.all(out[2][0] == 0)  # the padding row never gets gradient
+
+
+def test_auto_picks_rows_for_small_catalogues_and_columns_beyond(monkeypatch):
+    import seqrec.losses.ce as ce
+
+    calls = []
+    real = ce._torch_linear_cross_entropy
+    monkeypatch.setattr(ce, "_torch_linear_cross_entropy", lambda *a: calls.append(a[1].shape[0]) or real(*a))
+    for v, expect in ((50, [49]), (ce.TORCH_LCE_MAX_ITEMS + 2, [])):
+        calls.clear()
+        hidden, weight, targets = _inputs(n=5, d=2, v=v)
+        chunked_cross_entropy(hidden, weight, targets)
+        assert calls == expect
+    calls.clear()
+    hidden, weight, targets = _inputs()
+    chunked_cross_entropy(hidden, weight, targets, reduction="none")
+    chunked_cross_entropy(hidden, weight, targets, chunk_size=8)
+    chunked_cross_entropy(hidden, weight, targets, filter_eps=1e-3)
+    chunked_cross_entropy(hidden, weight, targets, label_smoothing=0.1)
+    assert calls == []
+    with pytest.raises(ValueError, match="method='rows' needs"):
+        chunked_cross_entropy(hidden, weight, targets, reduction="none", method="rows")
+    with pytest.raises(ValueError, match="method must be"):
+        chunked_cross_entropy(hidden, weight, targets, method="fast")

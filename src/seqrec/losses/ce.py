@@ -21,6 +21,14 @@ Gradient filtering (``filter_eps``) drops entries with ``|softmax - onehot| < fi
 catalogue columns whose entries are all dropped (the PyTorch analogue of CCE's block skipping). It is an
 approximation of the gradient only; the loss value is exact.
 
+For catalogues up to ``TORCH_LCE_MAX_ITEMS`` items :func:`chunked_cross_entropy` (``method="auto"``) calls
+PyTorch's own chunked ``F.linear_cross_entropy`` instead (``LinearCrossEntropyOptions``): it chunks over rows and
+forms the gradient during the forward pass, one logit matmul and one ``exp`` fewer than CCE's recomputation.
+Measured on one CPU thread (fp32, D = 64, 3,700 rows, forward + backward): 49 vs 84 ms at 1,683 items (ML-100K),
+144 vs 270 ms at 3,417 (ML-1M), 599 vs 802 ms at 10,000, on par at 20,000; so CCE keeps the large catalogues,
+reductions ``"none"``, label smoothing (PyTorch's chunked path has none), gradient filtering, explicit
+``chunk_size`` and autocast, and stays the reference fast path.
+
 This is plain PyTorch (CPU and CUDA); :mod:`seqrec.losses.kernels` holds the optional Triton kernels.
 """
 
@@ -36,6 +44,10 @@ Reduction = str  # "mean" | "sum" | "none"
 # 128..512 columns ran within 5% of each other, so the smaller block wins on memory; GPUs like bigger blocks.
 _CPU_BLOCK_ELEMS = 2**20
 _GPU_BLOCK_ELEMS = 2**26
+# Up to this many real items, "auto" uses PyTorch's row-chunked linear_cross_entropy (see the module docstring).
+TORCH_LCE_MAX_ITEMS = 16384
+_CPU_LCE_BLOCK_ELEMS = 2**21  # rows per chunk = this / items (1,227 rows at ML-1M's 3,416 items): 2**20..2**22 ran
+# within 7% of each other at 3,417 and 20,000 items on one thread
 
 
 def auto_chunk_size(num_rows: int, num_items: int, device: torch.device) -> int:
@@ -202,8 +214,16 @@ def chunked_cross_entropy(
     label_smoothing: float = 0.0,
     filter_eps: float | None = None,
     reduction: Reduction = "mean",
+    method: str = "auto",
 ) -> Tensor:
-    """Exact CE without materialising logits (CCE); padding rows are compacted out before any matmul."""
+    """Exact CE without materialising logits; padding rows are compacted out before any matmul.
+
+    ``method``: ``"columns"`` (CCE, :class:`ChunkedLinearCE`), ``"rows"`` (PyTorch's chunked
+    ``linear_cross_entropy``; scalar reductions, no filtering, no autocast) or ``"auto"`` (rows where they are
+    faster and apply, see the module docstring).
+    """
+    if method not in ("auto", "rows", "columns"):
+        raise ValueError(f"method must be 'auto', 'rows' or 'columns', got {method!r}")
     check_inputs(hidden, weight, targets)
     valid = targets != ignore_index  # (N,)
     idx = valid.nonzero().squeeze(1)  # (M,)
@@ -218,6 +238,16 @@ def chunked_cross_entropy(
         if reduction == "none":
             return row.expand(targets.shape[0]).clone()
         return row
+    rows_apply = (reduction != "none" and not filter_eps and not label_smoothing
+                  and not torch.is_autocast_enabled(hidden.device.type)
+                  and hasattr(torch.nn, "LinearCrossEntropyOptions"))  # recent PyTorch (2.13 has it)
+    if method == "rows" and not rows_apply:
+        raise ValueError(
+            "method='rows' needs reduction 'mean' or 'sum', no label smoothing, no filter_eps and no autocast"
+        )
+    if method == "rows" or (method == "auto" and rows_apply and chunk_size is None
+                            and w.shape[0] <= TORCH_LCE_MAX_ITEMS):
+        return _torch_linear_cross_entropy(h, w, t.long(), reduction)
     dtype = compute_dtype(hidden.device, hidden, weight)
     chunk = chunk_size or auto_chunk_size(n_valid, w.shape[0], hidden.device)
     with torch.autocast(hidden.device.type, enabled=False):
@@ -228,3 +258,13 @@ def chunked_cross_entropy(
         out = torch.zeros(targets.shape[0], device=hidden.device, dtype=row_loss.dtype)
         return out.index_put((idx,), row_loss)
     return reduce_rows(row_loss, n_valid, reduction)
+
+
+def _torch_linear_cross_entropy(h: Tensor, w: Tensor, t: Tensor, reduction: Reduction) -> Tensor:
+    """PyTorch's chunked fused CE on compacted rows ``h`` (M, D), ``w`` (V', D), ``t`` (M,) in [0, V')."""
+    if h.device.type == "cuda":
+        options = torch.nn.LinearCrossEntropyOptions()  # PyTorch's per-device picks (measured on A100)
+    else:
+        rows = max(64, _CPU_LCE_BLOCK_ELEMS // max(w.shape[0], 1))
+        options = torch.nn.LinearCrossEntropyOptions(batch_chunk_size=rows, chunking_method=None)
+    return F.linear_cross_entropy(h, w, t, reduction=reduction, options=options)

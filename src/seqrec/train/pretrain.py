@@ -167,7 +167,7 @@ class PretrainTrainer(Trainer):
         self.continuation = torch.from_numpy(continuation_flags(load_tokenizer()))
         self.parts = {"iic": 0.0, "mlm": 0.0, "n": 0}
 
-    def forward_backward(self, window: torch.Tensor, divide: int = 1) -> torch.Tensor:
+    def forward_backward(self, window: torch.Tensor, divide: int = 1, weight: float = 1.0) -> torch.Tensor:
         """One micro-batch of (history, next item) pairs: L_IIC + lambda L_MLM, gradients accumulated."""
         model, mc = self.model, self.model.config  # type: ignore[attr-defined]
         inputs, targets = model.training_example(window, self.gen)  # (B, T), (B, 1): every window has a history
@@ -178,10 +178,7 @@ class PretrainTrainer(Trainer):
         with self.autocast():
             losses = pretrain_losses(model, batch, shared_pass=self.shared_pass)  # type: ignore[arg-type]
         loss = losses["loss"]
-        scaled = loss / divide if divide > 1 else loss
-        if self.scaler is not None:
-            scaled = self.scaler.scale(scaled)
-        scaled.backward()
+        self.scaled_loss(loss, divide, weight).backward()
         self.parts["iic"] += float(losses["iic"])
         self.parts["mlm"] += float(losses["mlm"])
         self.parts["n"] += 1

@@ -162,14 +162,17 @@ class Trainer:
             loss = self.loss_fn(
                 hidden.reshape(-1, hidden.shape[-1]), model.item_weight(), targets.reshape(-1), self.gen
             )
+        self.scaled_loss(loss, divide, weight).backward()
+        return loss.detach()
+
+    def scaled_loss(self, loss: torch.Tensor, divide: int = 1, weight: float = 1.0) -> torch.Tensor:
+        """What backward runs on: ``loss * weight / divide`` (exactly ``loss / divide`` at weight 1), then the
+        fp16 gradient scaler's scale."""
         if weight != 1.0:
             scaled = loss * (weight / divide)
         else:
             scaled = loss / divide if divide > 1 else loss
-        if self.scaler is not None:
-            scaled = self.scaler.scale(scaled)
-        scaled.backward()
-        return loss.detach()
+        return self.scaler.scale(scaled) if self.scaler is not None else scaled
 
     def forward_backward_shard(self, batch: np.ndarray, divide: int = 1, weight: float = 1.0) -> torch.Tensor:
         """This rank's share of the global micro-batch ``batch`` (window indices); returns the global loss.
