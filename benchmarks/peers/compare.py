@@ -206,13 +206,15 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get("SEQREC_DATA_DIR", str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--peer-python", "--recbole-python", default=None,
                     help="the peer virtualenv's python (default: benchmarks/peers/.venv-<peer>/bin/python)")
-    ap.add_argument("--out", default=None, help="default: benchmarks/results/peers_<peer>.json")
+    ap.add_argument("--out", default=None,
+                    help="default: benchmarks/results/peers_<peer>.json (ML-100K), peers_<peer>_ml1m.json (ML-1M)")
     ap.add_argument("--append", action="store_true", help="keep the runs already in --out and add these")
     args = ap.parse_args()
     console = Console() if sys.stdout.isatty() else Console(width=220)  # no wrapping into a log file
     peer = args.peer
     args.peer_python = args.peer_python or str(PEER_PYTHON[peer])
-    args.out = args.out or str(ROOT / "benchmarks" / "results" / f"peers_{peer}.json")
+    suffix = "" if args.dataset == "ml-100k" else "_" + args.dataset.replace("-", "")
+    args.out = args.out or str(ROOT / "benchmarks" / "results" / f"peers_{peer}{suffix}.json")
     models = [m.strip() for m in (args.models or ",".join(PEER_MODELS[peer])).split(",") if m.strip()]
     libs = [x.strip() for x in (args.libraries or f"seqrec,{peer}").split(",") if x.strip()]
     thresholds = [float(t) for t in (args.thresholds or DEFAULT_THRESHOLDS[args.dataset]).split(",") if t.strip()]
