@@ -164,6 +164,7 @@ def test_auto_picks_rows_for_small_catalogues_and_columns_beyond(monkeypatch):
     calls = []
     real = ce._torch_linear_cross_entropy
     monkeypatch.setattr(ce, "_torch_linear_cross_entropy", lambda *a: calls.append(a[1].shape[0]) or real(*a))
+    assert torch.get_num_threads() == 1  # set at the top of this module: the rows path is single-thread only
     for v, expect in ((50, [49]), (ce.TORCH_LCE_MAX_ITEMS + 2, [])):
         calls.clear()
         hidden, weight, targets = _inputs(n=5, d=2, v=v)
@@ -175,6 +176,11 @@ def test_auto_picks_rows_for_small_catalogues_and_columns_beyond(monkeypatch):
     chunked_cross_entropy(hidden, weight, targets, chunk_size=8)
     chunked_cross_entropy(hidden, weight, targets, filter_eps=1e-3)
     chunked_cross_entropy(hidden, weight, targets, label_smoothing=0.1)
+    torch.set_num_threads(2)
+    try:
+        chunked_cross_entropy(hidden, weight, targets)  # two threads: CCE (faster there)
+    finally:
+        torch.set_num_threads(1)
     assert calls == []
     with pytest.raises(ValueError, match="method='rows' needs"):
         chunked_cross_entropy(hidden, weight, targets, reduction="none", method="rows")

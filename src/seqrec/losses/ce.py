@@ -21,11 +21,13 @@ Gradient filtering (``filter_eps``) drops entries with ``|softmax - onehot| < fi
 catalogue columns whose entries are all dropped (the PyTorch analogue of CCE's block skipping). It is an
 approximation of the gradient only; the loss value is exact.
 
-For catalogues up to ``TORCH_LCE_MAX_ITEMS`` items :func:`chunked_cross_entropy` (``method="auto"``) calls
-PyTorch's own chunked ``F.linear_cross_entropy`` instead (``LinearCrossEntropyOptions``): it chunks over rows and
-forms the gradient during the forward pass, one logit matmul and one ``exp`` fewer than CCE's recomputation.
-Measured on one CPU thread (fp32, D = 64, 3,700 rows, forward + backward): 49 vs 84 ms at 1,683 items (ML-100K),
-144 vs 270 ms at 3,417 (ML-1M), 599 vs 802 ms at 10,000, on par at 20,000; so CCE keeps the large catalogues,
+On one CPU thread and for catalogues up to ``TORCH_LCE_MAX_ITEMS`` items :func:`chunked_cross_entropy`
+(``method="auto"``) calls PyTorch's own chunked ``F.linear_cross_entropy`` instead (``LinearCrossEntropyOptions``):
+it chunks over rows and forms the gradient during the forward pass, one logit matmul and one ``exp`` fewer than
+CCE's recomputation. Measured (fp32, D = 64, forward + backward, CCE vs PyTorch): one thread, the other core busy,
+3,700 rows: 84 vs 49 ms at 1,683 items (ML-100K), 270 vs 144 ms at 3,417 (ML-1M), 802 vs 599 ms at 10,000, on
+par at 20,000; one thread, idle: 66 vs 54 (2,560 rows, 1,683 items) and 183 vs 152 ms (3,417); but on two threads
+48 vs 49 and 98 vs 137 ms, so CCE keeps multi-threaded CPU runs, CUDA (not measured), the large catalogues,
 reductions ``"none"``, label smoothing (PyTorch's chunked path has none), gradient filtering, explicit
 ``chunk_size`` and autocast, and stays the reference fast path.
 
@@ -246,7 +248,8 @@ def chunked_cross_entropy(
             "method='rows' needs reduction 'mean' or 'sum', no label smoothing, no filter_eps and no autocast"
         )
     if method == "rows" or (method == "auto" and rows_apply and chunk_size is None
-                            and w.shape[0] <= TORCH_LCE_MAX_ITEMS):
+                            and w.shape[0] <= TORCH_LCE_MAX_ITEMS
+                            and hidden.device.type == "cpu" and torch.get_num_threads() == 1):
         return _torch_linear_cross_entropy(h, w, t.long(), reduction)
     dtype = compute_dtype(hidden.device, hidden, weight)
     chunk = chunk_size or auto_chunk_size(n_valid, w.shape[0], hidden.device)
