@@ -97,6 +97,7 @@ class Trainer:
         self.loss_fn = make_loss(config.loss, data.item_popularity)
         self.rows, self.ends = window_index(data.train, self.max_len, model.window_stride)  # one per window
         self.window_lengths = np.minimum(self.ends, self.max_len + 1)  # (n,) items in each window
+        self.window_positions = np.maximum(self.window_lengths - 1, 0)  # (n,) targets per window
         if len(self.rows) == 0:
             raise ConfigError(
                 f"data.max_len={self.max_len}: no training windows (every training sequence has fewer than 2 items)"
@@ -105,7 +106,7 @@ class Trainer:
         # Length-grouped batches differ in size (positions): each batch's mean loss is weighted by its share of
         # the average, so every position weighs the same as under random batches (else short-window batches,
         # with few targets each, would count as much as full ones).
-        self.mean_batch_positions = float(np.maximum(self.window_lengths - 1, 0).sum()) / self.batches_per_epoch
+        self.mean_batch_positions = float(self.window_positions.sum()) / self.batches_per_epoch
         self.accumulate = tc.accumulate_grad_batches
         self.steps_per_epoch = -(-self.batches_per_epoch // self.accumulate)  # optimizer steps
         self.optimizer = torch.optim.AdamW(model.param_groups(tc.weight_decay), lr=tc.lr, betas=tc.betas)
@@ -147,7 +148,7 @@ class Trainer:
         """Gradient weight of a batch: 1, or with ``train.length_grouping`` its positions over the average."""
         if not self.config.train.length_grouping:
             return 1.0
-        return float(np.maximum(self.window_lengths[batch] - 1, 0).sum()) / self.mean_batch_positions
+        return float(self.window_positions[batch].sum()) / self.mean_batch_positions
 
     def forward_backward(self, window: torch.Tensor, divide: int = 1, weight: float = 1.0) -> torch.Tensor:
         """One micro-batch: loss of ``window`` (B, T + 1), gradients accumulated; returns the detached loss.
@@ -200,10 +201,7 @@ class Trainer:
                              loss.detach().double() * n_local])  # (2,)
         torch.distributed.all_reduce(stats)
         share = (self.world * n_local / stats[0].clamp(min=1.0)).to(loss.dtype)
-        scaled = loss * share / divide if weight == 1.0 else loss * share * (weight / divide)
-        if self.scaler is not None:
-            scaled = self.scaler.scale(scaled)
-        scaled.backward()
+        self.scaled_loss(loss * share, divide, weight).backward()
         return stats[1] / stats[0].clamp(min=1.0)  # 0 for a batch without targets, like the losses' mean
 
     def optimizer_step(self) -> float:
