@@ -92,7 +92,8 @@ def resolved_recipe(model: str, max_epochs: int | None = None, seed: int | None 
     if cfg.loss.name != "ce" or cfg.loss.label_smoothing:
         unmatched.append(f"loss {cfg.loss.name} (label smoothing {cfg.loss.label_smoothing})")
     if tc.scheduler != "constant" or tc.warmup_steps:
-        unmatched.append(f"lr schedule {tc.scheduler} with {tc.warmup_steps} warm-up steps")
+        unmatched.append(f"lr schedule {tc.scheduler} over {tc.schedule_epochs or tc.epochs} epochs with "
+                         f"{tc.warmup_steps} warm-up steps")
     if tc.accumulate_grad_batches != 1 or tc.precision != "32":
         unmatched.append(f"accumulation {tc.accumulate_grad_batches}, precision {tc.precision}")
     if tc.monitor != "NDCG@10" or tc.eval_every != 1 or not cfg.eval.filter_seen or cfg.eval.protocol != "full":

@@ -56,6 +56,12 @@ class LoopState:
     train_time_s: float = 0.0  # wall time of training + validation, accumulated over resumed sittings
 
 
+def schedule_steps(config: Config, steps_per_epoch: int) -> int:
+    """Optimizer steps of the learning-rate schedule: ``train.schedule_epochs`` (default ``train.epochs``)."""
+    tc = config.train
+    return (tc.schedule_epochs or tc.epochs) * steps_per_epoch
+
+
 def lr_lambda(config: Config, total_steps: int) -> Callable[[int], float]:
     """Multiplier of the learning rate at optimizer step ``step``: linear warm-up, then constant or cosine."""
     warmup = config.train.warmup_steps
@@ -111,7 +117,7 @@ class Trainer:
         self.steps_per_epoch = -(-self.batches_per_epoch // self.accumulate)  # optimizer steps
         self.optimizer = torch.optim.AdamW(model.param_groups(tc.weight_decay), lr=tc.lr, betas=tc.betas)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(config, tc.epochs * self.steps_per_epoch)
+            self.optimizer, lr_lambda(config, schedule_steps(config, self.steps_per_epoch))
         )
         self.scaler = make_scaler(device, tc.precision)
         self.autocast = autocast_context(device, tc.precision)
@@ -337,7 +343,7 @@ class Trainer:
             group["weight_decay"] = want["weight_decay"]
             group["betas"] = tuple(tc.betas)
         self.scheduler.base_lrs = [tc.lr] * len(self.optimizer.param_groups)
-        factor = lr_lambda(self.config, tc.epochs * self.steps_per_epoch)(self.scheduler.last_epoch)
+        factor = lr_lambda(self.config, schedule_steps(self.config, self.steps_per_epoch))(self.scheduler.last_epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = tc.lr * factor
 
