@@ -4,8 +4,8 @@ A laptop or a shared server always runs something else. With OpenMP threads that
 thread descheduled by another process makes all the others wait for its time slice, at every small op. This
 script measures, idle and with one busy core (a pure-Python spin loop started by the script):
 
-* ``train``: ``seqrec train --config configs/sasrec-ml-100k.yaml`` (the whole recipe, early stopping, default
-  thread count), wall time and test NDCG@10 (which must not change with the load);
+* ``train``: ``seqrec train --config C`` for each recipe of ``--configs`` (default ``configs/sasrec-ml-100k.yaml``;
+  the whole recipe, default thread count), wall time and test NDCG@10 (which must not change with the load);
 * ``ce`` / ``ce_materialized``: one forward + backward of the chunked and the materialised full-catalogue CE at
   N=8192, D=64, V=1e5 (``benchmarks/losses.py --case``), threads = the available cores.
 
@@ -15,6 +15,7 @@ other jobs first; the load average before each case is recorded.
 
     python benchmarks/busy_core.py                      # everything (~20 min on 2 cores)
     python benchmarks/busy_core.py --only ce --policies passive
+    python benchmarks/busy_core.py --policies passive --configs configs/sasrec-ml-100k-fast.yaml
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ def child_env(policy: str) -> dict[str, str]:
     return {**env, **POLICIES[policy]}
 
 
-def run_train(policy: str, data_dir: str) -> dict:
+def run_train(policy: str, config: str, data_dir: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-c", "from seqrec.cli import main; main()", "train", "--config",
-               str(ROOT / "configs" / "sasrec-ml-100k.yaml"), "--output", tmp, "--overwrite", "--data-dir", data_dir,
+               str(ROOT / config), "--output", tmp, "--overwrite", "--data-dir", data_dir,
                "--set", "train.progress=false"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, env=child_env(policy), capture_output=True, text=True)
@@ -69,6 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default="train,ce", help="comma-separated: train, ce")
     ap.add_argument("--policies", default="passive,spin")
+    ap.add_argument("--configs", default="configs/sasrec-ml-100k.yaml", help="comma-separated recipes for 'train'")
     ap.add_argument("--data-dir", default=os.environ.get("SEQREC_DATA_DIR", str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
@@ -85,12 +87,15 @@ def main() -> None:
             time.sleep(1.0)
         try:
             for policy in policies:
-                jobs = [("train", lambda p=policy: run_train(p, args.data_dir))] if "train" in parts else []
+                jobs = [("train", c, lambda p=policy, c=c: run_train(p, c, args.data_dir))
+                        for c in args.configs.split(",")] if "train" in parts else []
                 if "ce" in parts:
-                    jobs += [(loss, lambda p=policy, lo=loss: run_ce(p, lo, threads))
+                    jobs += [(loss, None, lambda p=policy, lo=loss: run_ce(p, lo, threads))
                              for loss in ("ce", "ce_materialized")]
-                for what, job in jobs:
+                for what, config, job in jobs:
                     row = {"what": what, "policy": policy, "load": load, "loadavg_before": os.getloadavg()[0]}
+                    if config is not None:
+                        row["config"] = config
                     row.update(job())
                     rows.append(row)
                     print(json.dumps(row), flush=True)
@@ -99,16 +104,19 @@ def main() -> None:
                 spinner.kill()
                 spinner.wait()
 
-    def wall(what: str, policy: str, load: str) -> float | None:
-        hit = [r for r in rows if (r["what"], r["policy"], r["load"]) == (what, policy, load) and r["status"] == "ok"]
+    def wall(what: str, policy: str, load: str, config: str | None = None) -> float | None:
+        hit = [r for r in rows if (r["what"], r["policy"], r["load"], r.get("config")) == (what, policy, load, config)
+               and r["status"] == "ok"]
         return hit[0]["wall_s"] if hit else None
 
     summary = {}
+    cases = [("train", c, f"train {Path(c).stem}") for c in args.configs.split(",")]
+    cases += [("ce", None, "ce"), ("ce_materialized", None, "ce_materialized")]
     for policy in policies:
-        for what in ("train", "ce", "ce_materialized"):
-            idle, busy = wall(what, policy, "idle"), wall(what, policy, "busy")
+        for what, config, name in cases:
+            idle, busy = wall(what, policy, "idle", config), wall(what, policy, "busy", config)
             if idle and busy:
-                summary[f"{what}/{policy}: busy / idle"] = busy / idle
+                summary[f"{name}/{policy}: busy / idle"] = busy / idle
         for load in ("idle", "busy"):
             ce, mat = wall("ce", policy, load), wall("ce_materialized", policy, load)
             if ce and mat:
