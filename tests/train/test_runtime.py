@@ -39,6 +39,28 @@ def test_cgroup_quota_v1_and_v2(tmp_path: Path, files: dict[str, str], quota: fl
     assert cgroup_cpu_quota(tmp_path) == quota
 
 
+def test_quota_of_a_nested_cgroup_and_its_ancestors(tmp_path: Path) -> None:
+    """Without a cgroup namespace the limit sits below the mount, on this process's path or an ancestor of it."""
+    proc = tmp_path / "proc_cgroup"
+    proc.write_text("12:cpu,cpuacct:/ci/job\n0::/system.slice/job.scope\n")
+    root = tmp_path / "cg"
+    _write(root, "cpu.max", "max 100000\n")
+    assert cgroup_cpu_quota(root, proc) is None
+    _write(root, "system.slice/job.scope/cpu.max", "300000 100000\n")
+    assert cgroup_cpu_quota(root, proc) == 3.0  # the process's own group
+    _write(root, "system.slice/cpu.max", "150000 100000\n")
+    assert cgroup_cpu_quota(root, proc) == 1.5  # a tighter ancestor wins
+    assert available_cores(root, proc) == 1
+    _write(root, "other.slice/cpu.max", "50000 100000\n")  # another group's limit is not this process's
+    assert cgroup_cpu_quota(root, proc) == 1.5
+    v1 = tmp_path / "v1"  # cgroup v1: the 'cpu' controller's line, same walk
+    _write(v1, "cpu/ci/job/cpu.cfs_quota_us", "200000\n")
+    _write(v1, "cpu/ci/job/cpu.cfs_period_us", "100000\n")
+    assert cgroup_cpu_quota(v1, proc) == 2.0
+    proc.write_text("0::/../../escape\n")  # a path leaving the mount is ignored: the mount's own files count
+    assert cgroup_cpu_quota(root, proc) is None
+
+
 def test_available_cores_is_capped_by_the_quota_rounding_down(tmp_path: Path) -> None:
     affinity = len(os.sched_getaffinity(0))
     assert available_cores(tmp_path) == affinity  # no quota files: the affinity mask
