@@ -78,7 +78,7 @@ def main() -> None:
     from seqrec.cores import available_cores
 
     threads = available_cores()
-    parts, policies = args.only.split(","), args.policies.split(",")
+    parts, policies, configs = args.only.split(","), args.policies.split(","), args.configs.split(",")
     rows: list[dict] = []
     for load in ("idle", "busy"):
         spinner = None
@@ -88,7 +88,7 @@ def main() -> None:
         try:
             for policy in policies:
                 jobs = [("train", c, lambda p=policy, c=c: run_train(p, c, args.data_dir))
-                        for c in args.configs.split(",")] if "train" in parts else []
+                        for c in configs] if "train" in parts else []
                 if "ce" in parts:
                     jobs += [(loss, None, lambda p=policy, lo=loss: run_ce(p, lo, threads))
                              for loss in ("ce", "ce_materialized")]
@@ -110,7 +110,7 @@ def main() -> None:
         return hit[0]["wall_s"] if hit else None
 
     summary = {}
-    cases = [("train", c, f"train {Path(c).stem}") for c in args.configs.split(",")]
+    cases = [("train", c, f"train {Path(c).stem}") for c in configs]
     cases += [("ce", None, "ce"), ("ce_materialized", None, "ce_materialized")]
     for policy in policies:
         for what, config, name in cases:

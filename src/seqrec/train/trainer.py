@@ -116,9 +116,8 @@ class Trainer:
         self.accumulate = tc.accumulate_grad_batches
         self.steps_per_epoch = -(-self.batches_per_epoch // self.accumulate)  # optimizer steps
         self.optimizer = torch.optim.AdamW(model.param_groups(tc.weight_decay), lr=tc.lr, betas=tc.betas)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(config, schedule_steps(config, self.steps_per_epoch))
-        )
+        self.lr_factor = lr_lambda(config, schedule_steps(config, self.steps_per_epoch))  # step -> lr multiplier
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
         self.scaler = make_scaler(device, tc.precision)
         self.autocast = autocast_context(device, tc.precision)
         self.ddp: DistributedDataParallel | None = None
@@ -343,7 +342,7 @@ class Trainer:
             group["weight_decay"] = want["weight_decay"]
             group["betas"] = tuple(tc.betas)
         self.scheduler.base_lrs = [tc.lr] * len(self.optimizer.param_groups)
-        factor = lr_lambda(self.config, schedule_steps(self.config, self.steps_per_epoch))(self.scheduler.last_epoch)
+        factor = self.lr_factor(self.scheduler.last_epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = tc.lr * factor
 
