@@ -98,7 +98,11 @@ original = Trainer.train_batches
 def slow_after_first_checkpoint(self, batches):
     done = self.scheduler.last_epoch  # optimizer steps so far
     if (out / "last").exists() and done > self.steps_per_epoch and done % self.steps_per_epoch:
-        marker.write_text(str(done))  # at least one step into epoch 2 or later, not at its boundary
+        # at least one step into epoch 2 or later, not at its boundary; written then renamed, so the
+        # test never sees the file before its text (a plain write_text raced the reader on CI)
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(str(done))
+        tmp.replace(marker)
         time.sleep(30)
     return original(self, batches)
 
