@@ -1,0 +1,50 @@
+"""benchmarks/store_snapshot.py: a consistent, self-contained copy of a live results store, with its report."""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+from bench_helpers import fake_store
+
+from seqrec.bench.store import ResultStore
+
+REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("store_snapshot", REPO / "benchmarks" / "store_snapshot.py")
+assert _spec and _spec.loader
+store_snapshot = importlib.util.module_from_spec(_spec)
+sys.modules["store_snapshot"] = store_snapshot
+_spec.loader.exec_module(store_snapshot)
+
+
+def _rows(path: Path) -> list[tuple]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT id, status FROM cells ORDER BY ordinal").fetchall()
+    finally:
+        conn.close()
+
+
+def test_snapshot_of_an_open_store_is_one_file_with_a_report(tmp_path, capsys):
+    live, dest = tmp_path / "live", tmp_path / "snap"
+    fake_store(live)
+    writer = ResultStore.open(live)  # the runner keeps the store open in WAL mode while cells run
+    try:
+        assert store_snapshot.main([str(live), str(dest)]) == 0
+    finally:
+        writer.close()
+    copy = dest / ResultStore.FILENAME
+    assert _rows(copy) == _rows(live / ResultStore.FILENAME)
+    assert sorted(p.name for p in dest.iterdir()) == ["report.csv", "report.html", "report.md", "results.sqlite"]
+    conn = sqlite3.connect(copy)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.close()
+    assert "cells done" in capsys.readouterr().out
+
+
+def test_snapshot_without_a_store_names_the_directory(tmp_path):
+    with pytest.raises(SystemExit, match="no results store here"):
+        store_snapshot.snapshot(tmp_path / "missing", tmp_path / "snap")
