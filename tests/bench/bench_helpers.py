@@ -142,6 +142,7 @@ def study_store(directory: Path, datasets: tuple[str, ...] = ("ml-100k",)) -> No
                         ndcg = 0.05 + 0.01 * math.log2(bs / 16) + 0.006 * math.log2(k / 16) + 0.0001 * sl
                         m = _metrics(ndcg, sl, 10, 8, 0.02)
                         m["peak_memory_mb"] = 200.0 + bs * sl * k * 8 / 2**20
+                        m["loss_memory_mb"] = bs * sl * k * 4 / 2**20
                         m["epoch_time_avg_s"] = 0.5 + bs * sl * k * 1e-7
                         m["test"]["Coverage@10"] = 0.2 + 0.0001 * k
                         store.record_done(cid, _history(10, ndcg, sl, 8), cell_metrics(m, {}), ENV, 1.0)

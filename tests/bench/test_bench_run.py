@@ -66,7 +66,7 @@ def test_done_failed_and_skipped_cells(tmp_path: Path):
     m = store.metrics(done.id)
     for name in ("epoch_time_max_s", "epoch_time_avg_s", "epoch_time_sum_s", "peak_memory_mb", "utilisation_pct",
                  "grad_norm_max", "lr", "train_loss", "params", "epochs_trained", "HR@10", "NDCG@10", "MRR@10",
-                 "Recall@10", "Coverage@10", "Surprisal@10", "throughput_seq_s"):
+                 "Recall@10", "Coverage@10", "Surprisal@10", "throughput_seq_s", "loss_memory_mb"):
         assert m[name][0] is not None, name
     assert m["NDCG@10"][1] is not None and m["NDCG@10"][2] is not None
     assert len(store.epochs(done.id)) == 2

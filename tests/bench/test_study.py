@@ -113,6 +113,8 @@ def test_report_study_section(tmp_path: Path):
     md = paths.markdown.read_text()
     assert "## Loss study" in md and "### ml-100k (24 cells)" in md and "| bs*ns |" in md
     assert re.search(r"Random-forest importance over 18 cells: bs \d\.\d\d", md)
+    share = re.search(r"The loss's own share of peak memory .*: cce_neg median ([\d.]+)% .*18 cells\); ce median", md)
+    assert share and 0 < float(share.group(1)) < 50  # loss 4 bytes per bs*sl*k against 200 MiB + 8 bytes
     page = paths.html.read_text()
     study = page[page.index('<h2 id="study">'):page.index('<h2 id="curves">')]
     assert study.count("<img") == 3  # vs memory, vs epoch time, importance

@@ -47,6 +47,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("epoch_time_sum", "Epoch time (sum, s)", "epoch_time_sum_s", ".1f", cost=True),
     Column("throughput", "Throughput (seq/s)", "throughput_seq_s", ".0f", cost=True),
     Column("memory", "Peak memory (MiB)", "peak_memory_mb", ".0f", cost=True),
+    Column("loss_memory", "Loss memory (est., MiB)", "loss_memory_mb", ".1f", cost=True),  # seqrec.losses.memory
     Column("utilisation", "Utilisation (%)", "utilisation_pct", ".0f", cost=True),
 )
 KEY_COLUMNS = ("NDCG@10", "HR@10", "MRR@10", "Recall@10", "epoch_time_avg", "memory", "params")  # the first view

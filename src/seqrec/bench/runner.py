@@ -49,6 +49,7 @@ SCALARS: dict[str, str] = {
     "epoch_time_avg_s": "epoch_time_avg_s",
     "epoch_time_sum_s": "epoch_time_sum_s",
     "peak_memory_mb": "peak_memory_mb",
+    "loss_memory_mb": "loss_memory_mb",
     "grad_norm_max": "grad_norm_max",
     "lr": "lr",
     "train_loss": "train_loss",

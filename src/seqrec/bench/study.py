@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,7 @@ class StudyPoint:
     surprisal: float | None
     memory_mb: float | None
     epoch_time_s: float | None
+    loss_memory_mb: float | None = None  # the loss's own working memory, estimated (seqrec.losses.memory)
 
     def label(self) -> str:
         neg = f", ns={self.ns}" if self.ns is not None else ""
@@ -71,6 +73,7 @@ def study_points(p: Pivot) -> list[StudyPoint]:
             sl=int(r.key[SL]), ns=int(ns) if ns is not None else None, ndcg=stat(r.stats, "NDCG@10"),
             coverage=stat(r.stats, "Coverage@10"), surprisal=stat(r.stats, "Surprisal@10"),
             memory_mb=stat(r.stats, "memory"), epoch_time_s=stat(r.stats, "epoch_time_avg"),
+            loss_memory_mb=stat(r.stats, "loss_memory"),
         ))
     return out
 
@@ -149,6 +152,23 @@ def budget_lines(points: Sequence[StudyPoint]) -> list[str]:
         size = f"{budget // 1024} GiB" if budget >= 1024 else f"{budget} MiB"
         lines.append(f"under {size}: {best.label()} (NDCG@10 {best.ndcg:.4f}, {best.memory_mb:.0f} MiB)")
     return lines
+
+
+def loss_share_line(points: Sequence[StudyPoint]) -> str | None:
+    """How much of the measured peak the loss itself takes (estimated), per loss: median and range."""
+    parts = []
+    for loss in dict.fromkeys(q.loss for q in points):
+        shares = sorted(q.loss_memory_mb / q.memory_mb for q in points if q.loss == loss and q.memory_mb
+                        and q.loss_memory_mb is not None)
+        if not shares:
+            continue
+        mid = statistics.median(shares)
+        parts.append(f"{loss} median {100 * mid:.1f}% (range {100 * shares[0]:.1f}-{100 * shares[-1]:.1f}%, "
+                     f"{len(shares)} cells)")
+    if not parts:
+        return None
+    return ("The loss's own share of peak memory (its working memory estimated by seqrec.losses.memory, over the "
+            "measured peak): " + "; ".join(parts) + ".")
 
 
 def study_plots(points: Sequence[StudyPoint]) -> list[tuple[str, str]]:
@@ -240,6 +260,10 @@ def study_section(p: Pivot) -> StudySection:
         lines = budget_lines(pts)
         md += [f"- {x}" for x in lines] + [""]
         parts.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
+        share = loss_share_line(pts)
+        if share:
+            md += [share, ""]
+            parts.append(f"<p>{html.escape(share)}</p>")
         table = spearman_table(pts)
         header = ["feature", *(m for _, m in METRICS)]
         md += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(METRICS)]
@@ -266,5 +290,5 @@ def study_section(p: Pivot) -> StudySection:
     return StudySection("\n".join(md), "\n".join(parts))
 
 
-__all__ = ["StudyPoint", "StudySection", "budget_lines", "forest_importance", "pareto_front", "spearman_table",
-           "study_points", "study_section"]
+__all__ = ["StudyPoint", "StudySection", "budget_lines", "forest_importance", "loss_share_line", "pareto_front",
+           "spearman_table", "study_points", "study_section"]

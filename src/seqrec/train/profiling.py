@@ -90,13 +90,13 @@ def dry_run(
     model: SequenceModel, data: PreparedData, config: Config, *, device: torch.device, console: Console
 ) -> dict[str, Any]:
     """Build, estimate, run one optimizer step; returns params, estimate, step time and peak memory."""
-    mem = estimate_memory(model, config, data.num_items)
+    mem = estimate_memory(model, config, data.num_items, device.type)
     counts = params_block(model, config.peft)
     trainer = Trainer(model, data, config, device, console)
     console.print(
         f"dry run: {describe_params(counts)}; estimated {mem['total_mb']:.0f} MiB per step "
         f"(weights+optimizer {mem['weights_optimizer_mb']:.0f}, activations {mem['activations_mb']:.0f}, "
-        f"full logits {mem['logits_mb']:.0f})",
+        f"loss {config.loss.name} {mem['loss_mb']:.0f}; full logits would take {mem['logits_mb']:.0f})",
         highlight=False,
     )
     model.train()

@@ -232,10 +232,11 @@ def train_model(
     steps = training_steps(model, config)  # every rank: Recformer's item re-encoding and stages; ID models: none
     counts = params_block(model, config.peft)
     trainer = Trainer(model, data, config, device, console)
-    mem = estimate_memory(model, config, data.num_items)
+    mem = estimate_memory(model, config, data.num_items, device.type)
     console.print(
         f"memory estimate per step: {mem['total_mb']:.0f} MiB (weights+optimizer {mem['weights_optimizer_mb']:.0f}, "
-        f"activations {mem['activations_mb']:.0f}, full logits {mem['logits_mb']:.0f})"
+        f"activations {mem['activations_mb']:.0f}, loss {config.loss.name} {mem['loss_mb']:.0f}; full logits "
+        f"would take {mem['logits_mb']:.0f})"
     )
     if resume:
         restore_trainer(trainer, output_dir, console)
@@ -264,6 +265,8 @@ def train_model(
         "peft": peft_summary(config.peft),
         **({"init_from": init} if init is not None else {}),
         "eval_time_s": eval_time,
+        "memory_estimate_mb": mem,  # per step, before training: seqrec.train.trainer.estimate_memory
+        "loss_memory_mb": mem["loss_mb"],  # the loss's own share of it (seqrec.losses.memory)
         "baselines": baselines_block(data, config),
         "repeats": repeats_block(data, config),
         **({"cold": cold} if cold is not None else {}),

@@ -40,6 +40,7 @@ from seqrec.data.sequences import PreparedData
 from seqrec.data.windows import gather_windows, length_grouped_batches, trim_leading_padding, window_index
 from seqrec.errors import ConfigError, TrainingDiverged
 from seqrec.losses import make_loss
+from seqrec.losses.memory import loss_memory_bytes
 from seqrec.models.base import SequenceModel
 from seqrec.train.precision import autocast_context, enable_activation_checkpointing, make_scaler, training_forward
 
@@ -350,13 +351,15 @@ class Trainer:
         self.model.load_state_dict(self.best_state)
 
 
-def estimate_memory(model: SequenceModel, config: Config, num_items: int) -> dict[str, float]:
-    """Rough training memory per step in MiB: weights + grads + AdamW moments, activations and loss logits.
+def estimate_memory(model: SequenceModel, config: Config, num_items: int, device_type: str = "cpu",
+                    threads: int | None = None) -> dict[str, float]:
+    """Rough training memory per step in MiB: weights + grads + AdamW moments, activations and the loss.
 
     Activations follow Korthikanti et al. (2022), ~``T*B*D*(34 + 5*H*T/D)`` bytes per transformer layer at 16-bit
     (doubled for fp32); with activation checkpointing only each block's input plus one block are kept. The loss
-    term assumes full-catalogue logits ``B*T*(N+1)`` (fp32, x3 for softmax and its gradient); fused/sampled
-    losses need far less. Non-transformer models use the same per-layer formula as an order of magnitude.
+    term is :func:`seqrec.losses.memory.loss_memory_bytes` for the configured loss (``loss_mb``); ``logits_mb``
+    is what materialised full-catalogue logits ``B*T*(N+1)`` would take (fp32, x3 for softmax and its gradient),
+    for comparison. Non-transformer models use the same per-layer formula as an order of magnitude.
     """
     tc = config.train
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -377,7 +380,9 @@ def estimate_memory(model: SequenceModel, config: Config, num_items: int) -> dic
         "params": float(params),
         "weights_optimizer_mb": (params * 16 + frozen * 4) / 2**20,  # fp32 weights + grads + 2 AdamW moments
         "activations_mb": acts / 2**20,
+        "loss_mb": loss_memory_bytes(config.loss, b * t, num_items, int(model.item_weight().shape[-1]),
+                                     device_type, threads or torch.get_num_threads()) / 2**20,
         "logits_mb": logits / 2**20,
     }
-    out["total_mb"] = out["weights_optimizer_mb"] + out["activations_mb"] + out["logits_mb"]
+    out["total_mb"] = out["weights_optimizer_mb"] + out["activations_mb"] + out["loss_mb"]
     return out
