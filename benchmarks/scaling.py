@@ -187,8 +187,11 @@ def params_part(sizes: list[str], num_items: int = 1682, max_len: int = 50) -> l
 
 
 def train_part(sizes: list[str], datasets: list[str], max_params: float, params: dict[str, int],
-               args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The recipe with ``model.size`` set, to early stopping (one process per run), for the small sizes."""
+               args: argparse.Namespace, keep: Any = None) -> list[dict[str, Any]]:
+    """The recipe with ``model.size`` set, to early stopping (one process per run), for the small sizes.
+
+    ``keep(row)`` is called after every run (the caller saves the JSON), so an interrupted study keeps its
+    finished runs."""
     rows = []
     for dataset in datasets:
         for size in sizes:
@@ -215,6 +218,8 @@ def train_part(sizes: list[str], datasets: list[str], max_params: float, params:
                          "best_epoch": m["best_epoch"], "epoch_time_avg_s": m["epoch_time_avg_s"],
                          "throughput_seq_s": m["throughput_seq_s"], "wall_s": time.perf_counter() - t0})
             print(json.dumps(rows[-1]), flush=True)
+            if keep is not None:
+                keep(rows[-1])
     return rows
 
 
@@ -344,10 +349,12 @@ def main() -> None:
     if "train" in parts:
         params = {r["size"]: r["params"] for r in result.get("params", [])} or {
             r["size"]: r["params"] for r in params_part(list(SIZES))}
-        rows = train_part(args.train_sizes.split(","), args.train_datasets.split(","), args.train_max_params,
-                          params, args)
-        result["train"] = _merge(result.get("train", []), rows, ("dataset", "size"))
-        save()
+        def keep(row: dict[str, Any]) -> None:
+            result["train"] = _merge(result.get("train", []), [row], ("dataset", "size"))
+            save()
+
+        train_part(args.train_sizes.split(","), args.train_datasets.split(","), args.train_max_params, params, args,
+                   keep)
     if "plot" in parts:
         plot(result, out.with_suffix(".png"))
         print(f"wrote {out.with_suffix('.png')}")
