@@ -365,7 +365,8 @@ def estimate_memory(model: SequenceModel, config: Config, num_items: int, device
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)  # adapters: weights only, no grads
     mcfg = getattr(model, "config", None)
-    hidden = int(getattr(mcfg, "hidden", model.item_weight().shape[-1]))
+    # getattr's default would be evaluated eagerly: item_weight() re-encodes a text model's whole catalogue
+    hidden = int(mcfg.hidden) if hasattr(mcfg, "hidden") else int(model.item_weight().shape[-1])
     layers = int(getattr(mcfg, "layers", 2) or 2)
     heads = int(getattr(mcfg, "heads", 1) or 1)
     b, t = tc.batch_size, config.data.max_len
@@ -380,7 +381,7 @@ def estimate_memory(model: SequenceModel, config: Config, num_items: int, device
         "params": float(params),
         "weights_optimizer_mb": (params * 16 + frozen * 4) / 2**20,  # fp32 weights + grads + 2 AdamW moments
         "activations_mb": acts / 2**20,
-        "loss_mb": loss_memory_bytes(config.loss, b * t, num_items, int(model.item_weight().shape[-1]),
+        "loss_mb": loss_memory_bytes(config.loss, b * t, num_items, hidden,
                                      device_type, threads or torch.get_num_threads()) / 2**20,
         "logits_mb": logits / 2**20,
     }
