@@ -30,7 +30,9 @@ def test_mlstm_parallel_equals_recurrent_cell(dtype: torch.dtype, atol: float) -
     assert (par[2] == 0).all()  # a fully padded row outputs zeros
 
 
-@pytest.mark.parametrize(("dtype", "atol"), [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+# fp64 shows the two forms are the same computation; fp32 only bounds rounding, which through the whole model
+# depends on the CPU's kernels (1.13e-5 on one machine where another stayed under 1e-5)
+@pytest.mark.parametrize(("dtype", "atol"), [(torch.float32, 5e-5), (torch.float64, 1e-12)])
 @pytest.mark.parametrize("forget_gate", ["sigmoid", "exp"])
 def test_model_parallel_equals_recurrent(dtype: torch.dtype, atol: float, forget_gate: str) -> None:
     model = tiny("xlstm", forget_gate=forget_gate).to(dtype).eval()
