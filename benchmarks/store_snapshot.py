@@ -71,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     store = snapshot(args.source, args.dest)
     statuses = _statuses(store)
-    paths = write_report(args.dest, study=args.study)
-    _self_contained(store)  # reading it for the report switched it to WAL
+    paths = write_report(args.dest, study=args.study)  # reads the store read-only: it stays one file
     done = statuses.count("done")
     print(f"{store}: {done}/{len(statuses)} cells done; report {paths.markdown}, {paths.csv}, {paths.html}")
     return 0

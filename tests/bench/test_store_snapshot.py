@@ -48,3 +48,16 @@ def test_snapshot_of_an_open_store_is_one_file_with_a_report(tmp_path, capsys):
 def test_snapshot_without_a_store_names_the_directory(tmp_path):
     with pytest.raises(SystemExit, match="no results store here"):
         store_snapshot.snapshot(tmp_path / "missing", tmp_path / "snap")
+
+
+def test_report_leaves_a_store_file_untouched(tmp_path):
+    live, dest = tmp_path / "live", tmp_path / "snap"
+    fake_store(live)
+    store_snapshot.main([str(live), str(dest)])
+    copy = dest / ResultStore.FILENAME
+    before = copy.read_bytes()
+    copy.chmod(0o444)  # a read-only checkout
+    from seqrec.bench.report import write_report
+
+    write_report(dest, output=tmp_path / "out")
+    assert copy.read_bytes() == before and not copy.with_name(copy.name + "-wal").exists()

@@ -186,7 +186,8 @@ def protocol_line(config: dict) -> str:
     seen = {True: "filtered", False: "kept"}.get(e.get("filter_seen"), "?")
     return (
         f"split {d.get('split', '?')}; ranking {ranking}; seen items {seen}; "
-        f"{kcore}; duplicates {d.get('duplicates', '?')}; early stopping on valid {t.get('monitor', '?')}; "
+        f"{kcore}; duplicates {d.get('duplicates', '?')}; at most {t.get('epochs', '?')} epochs, early stopping on "
+        f"valid {t.get('monitor', '?')} (patience {t.get('patience', '?')}); "
         f"test metrics with 95% bootstrap CI ({e.get('bootstrap', '?')} resamples)"
     )
 
@@ -302,7 +303,7 @@ def load_pivot(directory: str | Path, columns: Sequence[Column] | None = None) -
     directory = Path(directory)
     if not (directory / ResultStore.FILENAME).is_file():
         raise DataError(f"{directory / ResultStore.FILENAME}: results store not found (run `seqrec bench` first)")
-    store = ResultStore.open(directory, create=False)
+    store = ResultStore.open(directory, readonly=True)
     try:
         return build_pivot(store, columns)
     finally:

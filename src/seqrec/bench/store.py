@@ -93,12 +93,17 @@ class ResultStore:
         self.path = path
 
     @classmethod
-    def open(cls, directory: str | Path, *, create: bool = True) -> ResultStore:
+    def open(cls, directory: str | Path, *, create: bool = True, readonly: bool = False) -> ResultStore:
+        """``readonly``: for reports; the file is never written (its journal mode stays as it is), so a
+        committed or shared store can be read in place, also while a runner writes to it."""
         path = Path(directory) / cls.FILENAME
-        if not create and not path.is_file():
+        if (readonly or not create) and not path.is_file():
             from seqrec.errors import DataError
 
             raise DataError(f"{path}: results store not found (run `seqrec bench` first)")
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+            return cls(conn, path)
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # explicit transactions below
         conn.execute("PRAGMA journal_mode=WAL")
