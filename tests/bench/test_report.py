@@ -154,3 +154,19 @@ def test_report_metric_subset_and_compare(fake: Path, tmp_path: Path):
     md = cmp.markdown.read_text()
     assert "+10.0%" in md and "NDCG@10 A" in md and "NDCG@10 B" in md and "NDCG@10 Δ%" in md
     assert cmp.html.is_file() and cmp.csv.read_text().startswith("model.name,data.name,data.max_len,NDCG@10_a")
+
+
+def test_learning_curves_of_a_large_grid_show_its_best_rows(tmp_path: Path, monkeypatch):
+    from bench_helpers import study_store
+    from PIL import Image
+
+    from seqrec.bench import plots
+
+    study_store(tmp_path / "s")  # 24 rows
+    pivot = load_pivot(tmp_path / "s")
+    assert [t for t, _ in learning_curves(pivot)] == ["Learning curves — ml-100k"]
+    monkeypatch.setattr(plots, "MAX_CURVE_PANELS", 8)
+    (title, png), = learning_curves(pivot)
+    assert title == "Learning curves — ml-100k (the 8 best of 24 rows by test NDCG@10)"
+    w, h = Image.open(io.BytesIO(base64.b64decode(png))).size
+    assert w >= 1000 and 400 <= h <= 1000  # 2 rows of 4 panels

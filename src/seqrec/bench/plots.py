@@ -157,8 +157,19 @@ def _curve_panel(ax: Any, r: PivotRow, title: str, left: bool, right: bool) -> N
         ax2.set_ylabel("train loss", color=LOSS_COLOUR)
 
 
+MAX_CURVE_PANELS = 36  # per dataset; a larger grid (the 140-cell loss study) shows its best rows only
+
+
+def _ndcg(r: PivotRow) -> float:
+    s = r.stats.get("NDCG@10")
+    return float(s.mean) if s is not None and s.known else float("-inf")
+
+
 def learning_curves(p: Pivot) -> list[tuple[str, str]]:
-    """One figure per dataset: a panel per cell, rows = model (+ other swept keys), columns = max_len."""
+    """One figure per dataset: a panel per cell, rows = model (+ other swept keys), columns = max_len.
+
+    Above :data:`MAX_CURVE_PANELS` rows in a dataset, the panels are those of its best rows by test NDCG@10
+    (in table order), and the figure's title says how many of how many; the tables keep every row."""
     plt = _plt()
     out = []
     for ds in dict.fromkeys(r.key["data.name"] for r in p.rows):
@@ -167,9 +178,15 @@ def learning_curves(p: Pivot) -> list[tuple[str, str]]:
                                                                       for h in r.histories)]
         if not rows:
             continue
+        title = f"Learning curves — {ds}"
+        capped = len(rows) > MAX_CURVE_PANELS
+        if capped:
+            best = {id(r) for r in sorted(rows, key=_ndcg, reverse=True)[:MAX_CURVE_PANELS]}
+            title += f" (the {MAX_CURVE_PANELS} best of {len(rows)} rows by test NDCG@10)"
+            rows = [r for r in rows if id(r) in best]
         lines = list(dict.fromkeys(series_label(r, p) for r in rows))
         lens = list(dict.fromkeys(r.key["data.max_len"] for r in rows))
-        if len(lens) <= 5:  # a model x max_len grid
+        if len(lens) <= 5 and not capped:  # a model x max_len grid
             nrows, ncols = len(lines), len(lens)
             place = {id(r): (lines.index(series_label(r, p)), lens.index(r.key["data.max_len"])) for r in rows}
         else:  # too many lengths for one row of panels: fill a 4-wide grid in table order
@@ -188,7 +205,7 @@ def learning_curves(p: Pivot) -> list[tuple[str, str]]:
                     if (i, j) not in used:
                         axes[i][j].axis("off")
             fig.tight_layout()  # the page heading names the dataset
-            out.append((f"Learning curves — {ds}", _png(fig)))
+            out.append((title, _png(fig)))
     return out
 
 
