@@ -88,6 +88,9 @@ def test_spearman_and_budget_lines_on_a_known_relation():
     sampled = [q for q in pts if q.ns is not None]
     ref = spearmanr([q.bs * q.ns for q in sampled], [q.ndcg for q in sampled]).statistic
     assert table["bs*ns"]["NDCG@10"][0] == pytest.approx(ref)
+    mem = spearmanr([q.memory_mb for q in sampled], [q.ndcg for q in sampled]).statistic
+    assert table["peak memory"]["NDCG@10"][0] == pytest.approx(mem)
+    assert list(table)[-2:] == ["peak memory", "epoch time"]
     lines = budget_lines(pts)
     assert lines[0].startswith("under 256 MiB: cce_neg bs=128, sl=50, ns=64")  # 81.9 MiB, the best that fits
     assert lines[-1].startswith("under 16 GiB") is False and len(lines) == 1  # ce (1e6 MiB) fits no budget

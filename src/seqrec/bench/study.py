@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,17 +99,22 @@ def _require(module: str) -> Any:
 
 
 def spearman_table(points: Sequence[StudyPoint]) -> list[dict[str, Any]]:
-    """Rows ``{"feature": "bs*ns", "NDCG@10": (rho, p), ...}`` over the sampled-loss points (ns known)."""
+    """Rows ``{"feature": "bs*ns", "NDCG@10": (rho, p), ...}`` over the sampled-loss points (ns known): bs, sl,
+    ns, their pairwise products, then the measured peak memory and epoch time."""
     stats = _require("scipy.stats")
     pts = [q for q in points if q.ns is not None]
     names = [*FEATURES, *(f"{a}*{b}" for a, b in PRODUCTS)]
+    value: dict[str, Callable[[StudyPoint], float | None]] = {
+        name: (lambda q, parts=name.split("*"): math.prod(q.feature(f) for f in parts)) for name in names}
+    # the measured costs as well: "does NDCG@10 rise with memory?" is the paper's first finding
+    value["peak memory"] = lambda q: q.memory_mb
+    value["epoch time"] = lambda q: q.epoch_time_s
     rows = []
-    for name in names:
-        parts = name.split("*")
+    for name, get in value.items():
         row: dict[str, Any] = {"feature": name}
         for attr, metric in METRICS:
-            pairs = [(math.prod(q.feature(f) for f in parts), getattr(q, attr)) for q in pts
-                     if getattr(q, attr) is not None]
+            pairs = [(x, getattr(q, attr)) for q in pts
+                     if getattr(q, attr) is not None and (x := get(q)) is not None]
             xs, ys = [a for a, _ in pairs], [b for _, b in pairs]
             if len(pairs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
                 row[metric] = None
