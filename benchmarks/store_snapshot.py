@@ -5,7 +5,12 @@ run directories, with weights, never committed). This script copies only the sto
 runner writes to it (the SQLite online-backup API, not a file copy of a WAL database), and writes the report of
 what is done so far beside it:
 
-    python benchmarks/store_snapshot.py /work/runs/loss-study benchmarks/results/loss_study_ml100k --study
+    python benchmarks/store_snapshot.py /work/runs/loss-study benchmarks/results/loss_study_ml100k --study \
+        --command "seqrec bench configs/bench/loss-study.yaml --output OUT --study"
+
+``summary.json`` beside it: the grid command, cells by status, the grid's wall time (first cell started to last
+finished, and the sum over cells), the environment of the cells, and with ``--study`` the study's numbers per
+dataset (Spearman table, random-forest importance, best cell per memory budget).
 
 To resume in a new sitting, put the snapshot back and re-run the same ``seqrec bench`` command: done cells are
 kept, cells that were running when the snapshot was taken run again from scratch.
@@ -16,12 +21,16 @@ kept, cells that were running when the snapshot was taken run again from scratch
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
+from seqrec.bench.pivot import load_pivot
 from seqrec.bench.report import write_report
 from seqrec.bench.store import ResultStore
+from seqrec.io import atomic_write_bytes
 
 
 def snapshot(source: Path, dest: Path) -> Path:
@@ -55,12 +64,40 @@ def _self_contained(path: Path) -> None:
         conn.close()
 
 
-def _statuses(path: Path) -> list[str]:
+def _cells(path: Path) -> list[dict[str, Any]]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return [row[0] for row in conn.execute("SELECT status FROM cells")]
+        rows = conn.execute("SELECT status, started_at, finished_at, wall_s, environment FROM cells").fetchall()
     finally:
         conn.close()
+    return [{"status": r[0], "started_at": r[1], "finished_at": r[2], "wall_s": r[3],
+             "environment": json.loads(r[4]) if r[4] else None} for r in rows]
+
+
+def summary(dest: Path, command: str | None, study: bool) -> dict[str, Any]:
+    """What the snapshot holds, in numbers (see the module docstring)."""
+    cells = _cells(dest / ResultStore.FILENAME)
+    done = [c for c in cells if c["status"] == "done"]
+    statuses = {s: sum(c["status"] == s for c in cells) for s in dict.fromkeys(c["status"] for c in cells)}
+    out: dict[str, Any] = {"command": command, "cells": len(cells), "status": statuses}
+    if done:
+        starts = [c["started_at"] for c in done if c["started_at"] is not None]
+        ends = [c["finished_at"] for c in done if c["finished_at"] is not None]
+        out["wall_s"] = {"first_start_to_last_finish": max(ends) - min(starts) if starts and ends else None,
+                         "sum_over_done_cells": sum(c["wall_s"] or 0.0 for c in done)}
+        envs = {json.dumps({k: (c["environment"] or {}).get(k) for k in ("git_commit", "threads", "torch")},
+                           sort_keys=True) for c in done}
+        out["environments"] = [json.loads(e) for e in sorted(envs)]
+    if study:
+        from seqrec.bench.study import budget_lines, forest_importance, spearman_table, study_points
+
+        points = study_points(load_pivot(dest))
+        out["study"] = {}
+        for ds in dict.fromkeys(q.dataset for q in points):
+            pts = [q for q in points if q.dataset == ds]
+            out["study"][ds] = {"cells": len(pts), "spearman": spearman_table(pts),
+                                "forest": forest_importance(pts), "budgets": budget_lines(pts)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,12 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", type=Path, help="the grid's --output directory")
     parser.add_argument("dest", type=Path, help="where the snapshot and its report go (under benchmarks/results/)")
     parser.add_argument("--study", action="store_true", help="add the loss-study section to the report")
+    parser.add_argument("--command", help="the seqrec bench command that ran the grid (recorded in summary.json)")
     args = parser.parse_args(argv)
     store = snapshot(args.source, args.dest)
-    statuses = _statuses(store)
     paths = write_report(args.dest, study=args.study)  # reads the store read-only: it stays one file
-    done = statuses.count("done")
-    print(f"{store}: {done}/{len(statuses)} cells done; report {paths.markdown}, {paths.csv}, {paths.html}")
+    info = summary(args.dest, args.command, args.study)
+    atomic_write_bytes(args.dest / "summary.json", (json.dumps(info, indent=1) + "\n").encode())
+    done = info["status"].get("done", 0)
+    print(f"{store}: {done}/{info['cells']} cells done; report {paths.markdown}, {paths.csv}, {paths.html}, "
+          f"{args.dest / 'summary.json'}")
     return 0
 
 

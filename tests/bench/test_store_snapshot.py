@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -38,7 +39,11 @@ def test_snapshot_of_an_open_store_is_one_file_with_a_report(tmp_path, capsys):
         writer.close()
     copy = dest / ResultStore.FILENAME
     assert _rows(copy) == _rows(live / ResultStore.FILENAME)
-    assert sorted(p.name for p in dest.iterdir()) == ["report.csv", "report.html", "report.md", "results.sqlite"]
+    assert sorted(p.name for p in dest.iterdir()) == ["report.csv", "report.html", "report.md", "results.sqlite",
+                                                      "summary.json"]
+    info = json.loads((dest / "summary.json").read_text())
+    assert sum(info["status"].values()) == info["cells"] and info["status"]["done"] > 0
+    assert info["wall_s"]["sum_over_done_cells"] > 0
     conn = sqlite3.connect(copy)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     conn.close()
@@ -61,3 +66,16 @@ def test_report_leaves_a_store_file_untouched(tmp_path):
 
     write_report(dest, output=tmp_path / "out")
     assert copy.read_bytes() == before and not copy.with_name(copy.name + "-wal").exists()
+
+
+def test_summary_of_a_study_has_its_numbers(tmp_path):
+    pytest.importorskip("sklearn")
+    from bench_helpers import study_store
+
+    study_store(tmp_path / "live")
+    store_snapshot.main([str(tmp_path / "live"), str(tmp_path / "snap"), "--study", "--command", "seqrec bench X"])
+    info = json.loads((tmp_path / "snap" / "summary.json").read_text())
+    assert info["command"] == "seqrec bench X" and info["cells"] == 24
+    study = info["study"]["ml-100k"]
+    assert study["cells"] == 24 and study["forest"]["cells"] == 18 and study["budgets"]
+    assert [r["feature"] for r in study["spearman"]][:3] == ["bs", "sl", "ns"]
