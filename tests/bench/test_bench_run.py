@@ -132,3 +132,23 @@ def test_parallel_cells_equal_sequential_cells(tmp_path: Path):
     store = ResultStore.open(tmp_path / "parallel", create=False)
     assert store.get_meta("jobs") == 2
     store.close()
+
+
+def test_grid_resumes_from_a_store_snapshot_in_a_fresh_directory(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("store_snapshot", Path(__file__).resolve().parents[2]
+                                                  / "benchmarks" / "store_snapshot.py")
+    assert spec and spec.loader
+    snap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(snap)
+    grid = write_grid(tmp_path / "g.yaml", {"model.hidden": [8, 16]})
+    first = run_bench(grid, tmp_path / "a", data_dir=tmp_path / "data")
+    assert len(first.ran) == 2
+    snap.snapshot(tmp_path / "a", tmp_path / "repo")  # what a sitting commits
+    fresh = tmp_path / "b"  # the next sitting: no cells/ directory, only the store
+    fresh.mkdir()
+    (fresh / "results.sqlite").write_bytes((tmp_path / "repo" / "results.sqlite").read_bytes())
+    again = run_bench(grid, fresh, data_dir=tmp_path / "data")
+    assert not again.ran and sorted(again.cached) == sorted(first.ran)
+    assert write_report(fresh).csv.read_text().count("\n") == 1 + 2 + 1  # header, 2 cells, popularity
