@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import json
 import sqlite3
@@ -29,6 +30,14 @@ def _rows(path: Path) -> list[tuple]:
         conn.close()
 
 
+def _unpack(snap: Path, into: Path) -> Path:
+    """What a new sitting does: gunzip -c SNAP/results.sqlite.gz > INTO/results.sqlite."""
+    into.mkdir(parents=True, exist_ok=True)
+    out = into / ResultStore.FILENAME
+    out.write_bytes(gzip.decompress((snap / "results.sqlite.gz").read_bytes()))
+    return out
+
+
 def test_snapshot_of_an_open_store_is_one_file_with_a_report(tmp_path, capsys):
     live, dest = tmp_path / "live", tmp_path / "snap"
     fake_store(live)
@@ -37,10 +46,10 @@ def test_snapshot_of_an_open_store_is_one_file_with_a_report(tmp_path, capsys):
         assert store_snapshot.main([str(live), str(dest)]) == 0
     finally:
         writer.close()
-    copy = dest / ResultStore.FILENAME
+    copy = _unpack(dest, tmp_path / "unpacked")
     assert _rows(copy) == _rows(live / ResultStore.FILENAME)
-    assert sorted(p.name for p in dest.iterdir()) == ["report.csv", "report.html", "report.md", "results.sqlite",
-                                                      "summary.json"]
+    assert sorted(p.name for p in dest.iterdir()) == ["report.csv", "report.html", "report.md",
+                                                      "results.sqlite.gz", "summary.json"]
     info = json.loads((dest / "summary.json").read_text())
     assert sum(info["status"].values()) == info["cells"] and info["status"]["done"] > 0
     assert info["wall_s"]["sum_over_done_cells"] > 0
@@ -59,7 +68,7 @@ def test_report_leaves_a_store_file_untouched(tmp_path):
     live, dest = tmp_path / "live", tmp_path / "snap"
     fake_store(live)
     store_snapshot.main([str(live), str(dest)])
-    copy = dest / ResultStore.FILENAME
+    copy = _unpack(dest, dest)
     before = copy.read_bytes()
     copy.chmod(0o444)  # a read-only checkout
     from seqrec.bench.report import write_report
