@@ -28,6 +28,7 @@ import gzip
 import json
 import sqlite3
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -68,28 +69,22 @@ def _self_contained(path: Path) -> None:
         conn.close()
 
 
-def _cells(path: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = conn.execute("SELECT status, started_at, finished_at, wall_s, environment FROM cells").fetchall()
-    finally:
-        conn.close()
-    return [{"status": r[0], "started_at": r[1], "finished_at": r[2], "wall_s": r[3],
-             "environment": json.loads(r[4]) if r[4] else None} for r in rows]
-
-
 def summary(dest: Path, command: str | None, study: bool) -> dict[str, Any]:
     """What the snapshot holds, in numbers (see the module docstring)."""
-    cells = _cells(dest / ResultStore.FILENAME)
-    done = [c for c in cells if c["status"] == "done"]
-    statuses = {s: sum(c["status"] == s for c in cells) for s in dict.fromkeys(c["status"] for c in cells)}
-    out: dict[str, Any] = {"command": command, "cells": len(cells), "status": statuses}
+    store = ResultStore.open(dest, readonly=True)
+    try:
+        cells = store.cells()
+        start, end = store.conn.execute(
+            "SELECT min(started_at), max(finished_at) FROM cells WHERE status = 'done'").fetchone()
+    finally:
+        store.close()
+    done = [c for c in cells if c.status == "done"]
+    out: dict[str, Any] = {"command": command, "cells": len(cells),
+                           "status": dict(Counter(c.status for c in cells))}
     if done:
-        starts = [c["started_at"] for c in done if c["started_at"] is not None]
-        ends = [c["finished_at"] for c in done if c["finished_at"] is not None]
-        out["wall_s"] = {"first_start_to_last_finish": max(ends) - min(starts) if starts and ends else None,
-                         "sum_over_done_cells": sum(c["wall_s"] or 0.0 for c in done)}
-        envs = {json.dumps({k: (c["environment"] or {}).get(k) for k in ("git_commit", "threads", "torch")},
+        out["wall_s"] = {"first_start_to_last_finish": end - start if start is not None and end is not None else None,
+                         "sum_over_done_cells": sum(c.wall_s or 0.0 for c in done)}
+        envs = {json.dumps({k: (c.environment or {}).get(k) for k in ("git_commit", "threads", "torch")},
                            sort_keys=True) for c in done}
         out["environments"] = [json.loads(e) for e in sorted(envs)]
     if study:
