@@ -58,6 +58,28 @@ def test_grid_overrides_and_recipes(tmp_path: Path):
     assert sas.config.train.epochs == 1 and gru.config.train.epochs == 1
 
 
+def test_grid_recipes_per_dataset(tmp_path: Path):
+    (tmp_path / "small.yaml").write_text("model: {name: sasrec, hidden: 24}\ntrain: {lr: 0.005}\n")
+    (tmp_path / "big.yaml").write_text("model: {name: sasrec, hidden: 32}\ntrain: {lr: 0.002, batch_size: 32}\n")
+    (tmp_path / "g.yaml").write_text(
+        "recipes: {sasrec: {ml-1m: big.yaml, '*': small.yaml}}\n"
+        "sweep: {model.name: [sasrec, gru4rec], data.name: [synthetic, ml-1m]}\n"
+    )
+    cells = {(c.labels["model.name"], c.labels["data.name"]): c.config for c in expand(load_grid(tmp_path / "g.yaml"))}
+    assert cells["sasrec", "ml-1m"].model.hidden == 32 and cells["sasrec", "ml-1m"].train.batch_size == 32
+    assert cells["sasrec", "synthetic"].model.hidden == 24 and cells["sasrec", "synthetic"].train.lr == 0.005
+    assert cells["gru4rec", "ml-1m"].train.lr == 0.001  # no recipe: the defaults
+    # per-dataset recipes without "*" must cover every dataset of the sweep: no silent fall back to the defaults
+    (tmp_path / "g2.yaml").write_text(
+        "recipes: {sasrec: {ml-1m: big.yaml}}\nsweep: {data.name: [synthetic, ml-1m]}\nfixed: {model.name: sasrec}\n"
+    )
+    with pytest.raises(ConfigError, match="no recipe for dataset 'synthetic'"):
+        expand(load_grid(tmp_path / "g2.yaml"))
+    (tmp_path / "g3.yaml").write_text("recipes: {sasrec: {ml-1m: 3}}\nsweep: {data.name: [ml-1m]}\n")
+    with pytest.raises(ConfigError, match="must be a config file path"):
+        load_grid(tmp_path / "g3.yaml")
+
+
 @pytest.mark.parametrize(
     "raw, needle",
     [
@@ -159,11 +181,15 @@ def test_shipped_grids_expand():
     assert len(quick) == 8 and {c.config.model.name for c in quick} == {"sasrec", "bert4rec", "gru4rec", "xlstm"}
     assert {c.config.data.name for c in quick} == {"synthetic"}
     seed = expand(load_grid(REPO / "configs" / "bench" / "seed-grid.yaml"))
-    table = [c for c in seed if c.config.data.name != "steam"]
-    assert len(table) == 27
+    table = [c for c in seed if c.config.data.name != "steam" and c.config.model.name != "gru4rec"]
+    assert len(table) == 27 and len(seed) == 48  # the seed's 27 cells; Steam and the GRU4Rec baseline beside them
     assert {c.config.data.max_len for c in table} == {50, 75, 100}
     assert {c.config.model.name for c in table} == {"sasrec", "bert4rec", "xlstm"}
     assert {c.config.data.name for c in table} == {"ml-100k", "ml-1m", "ml-10m"}
+    assert [c.config.data.name for c in seed[:12]] == ["ml-100k"] * 12  # ML-100K first: the cheap cells
+    sas_1m = next(c for c in seed if c.config.model.name == "sasrec" and c.config.data.name == "ml-1m")
+    assert sas_1m.config.train.batch_size == 32 and sas_1m.config.train.scheduler == "cosine"  # its ML-1M recipe
+    assert all(c.config.train.threads == 1 for c in seed)
     assert load_grid(REPO / "configs" / "bench" / "seed-grid.yaml").jobs == 2  # 2 cores: two cells at once
     assert load_grid(REPO / "configs" / "bench" / "quickstart.yaml").jobs == 2
     bert = next(c for c in seed if c.config.model.name == "bert4rec")

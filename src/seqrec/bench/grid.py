@@ -6,6 +6,9 @@ Grid file keys (all optional except ``sweep`` or ``fixed``)::
     jobs: 2                          # cells trained at once (``seqrec bench --jobs`` overrides; default 1)
     recipes:                         # model name -> config file (relative to the grid file): the model's
       sasrec: ../sasrec-ml-100k.yaml #   hyper-parameters, the lowest layer of that model's cells
+      bert4rec:                      # or dataset name -> config file, "*" for the other datasets: a recipe
+        ml-1m: ../bert4rec-ml-1m.yaml  #   chosen per dataset (a cell's dataset is its swept or fixed data.name)
+        "*": ../bert4rec-ml-100k.yaml
     fixed:                           # a config tree (sections) and/or dotted keys, applied to every cell
       train: {epochs: 5}
       data.max_len: 50
@@ -52,7 +55,8 @@ class Grid:
     name: str
     fixed: dict[str, Any]  # nested config tree
     sweep: dict[str, list[Any]]  # canonical dotted key -> values (in file order)
-    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # model name -> config tree
+    # model name -> {dataset name or "*" -> config tree}; a recipe given as one file is stored under "*"
+    recipes: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     source: str = ""  # path of the grid file
     jobs: int | None = None  # cells trained at once unless the command line says otherwise
     only: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # swept key -> {swept key: values}
@@ -151,12 +155,21 @@ def parse_grid(raw: dict, source: str = "<grid>", base_dir: Path | None = None) 
         if key in sweep:
             raise ConfigError(f"{source}: sweep key '{k}' given twice")
         sweep[key] = values
-    recipes: dict[str, dict] = {}
-    for model, rel in (raw.get("recipes") or {}).items():
-        p = Path(rel)
-        if not p.is_absolute() and base_dir is not None:
-            p = base_dir / p
-        recipes[str(model)] = _read_yaml(p, f"recipe of model '{model}'")
+    recipes_raw = raw.get("recipes") or {}
+    if not isinstance(recipes_raw, dict):
+        raise ConfigError(f"{source}: 'recipes' must map a model name to a config file or {{dataset: file}}")
+    recipes: dict[str, dict[str, dict]] = {}
+    for model, entry in recipes_raw.items():
+        by_dataset = entry if isinstance(entry, dict) else {"*": entry}
+        recipes[str(model)] = {}
+        for dataset, rel in by_dataset.items():
+            if not isinstance(rel, str) or not rel:
+                raise ConfigError(f"{source}: recipes: '{model}': '{dataset}' must be a config file path")
+            p = Path(rel)
+            if not p.is_absolute() and base_dir is not None:
+                p = base_dir / p
+            where = f"recipe of model '{model}'" + ("" if dataset == "*" else f" on '{dataset}'")
+            recipes[str(model)][str(dataset)] = _read_yaml(p, where)
     name = str(raw.get("name") or Path(source).stem)
     jobs = raw.get("jobs")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
@@ -189,6 +202,21 @@ def _parse_only(raw: Any, sweep: dict[str, list[Any]], source: str) -> dict[str,
     return out
 
 
+def recipe_for(grid: Grid, model: str, dataset: Any) -> dict[str, Any]:
+    """The recipe tree of ``model`` on ``dataset``: the dataset's own, else the model's ``"*"`` one; a model
+    without recipes has none (the config defaults), but one with per-dataset recipes and no ``"*"`` must name
+    every dataset it runs on (a silent fall back to the defaults would be a different recipe)."""
+    if model not in grid.recipes:
+        return {}
+    by_dataset = grid.recipes[model]
+    if str(dataset) in by_dataset:
+        return by_dataset[str(dataset)]
+    if "*" in by_dataset:
+        return by_dataset["*"]
+    raise ConfigError(f"{grid.source}: recipes: '{model}' has no recipe for dataset '{dataset}' "
+                      f"(expected one of {', '.join(sorted(by_dataset))} or a \"*\" entry)")
+
+
 def cell_id(config: Config) -> str:
     """Stable id of a resolved config: the first 16 hex digits of the SHA-256 of its sorted JSON."""
     text = json.dumps(config_to_dict(config), sort_keys=True, separators=(",", ":"))
@@ -207,7 +235,8 @@ def expand(grid: Grid, overrides: list[str] | None = None) -> list[Cell]:
             if any(labels[ck] not in allowed for ck, allowed in cond.items()):
                 del labels[key]
         model = labels.get("model.name", grid.fixed.get("model", {}).get("name", "sasrec"))
-        tree = _merge(grid.recipes.get(str(model), {}), grid.fixed)
+        dataset = labels.get("data.name", grid.fixed.get("data", {}).get("name"))
+        tree = _merge(recipe_for(grid, str(model), dataset), grid.fixed)
         sweep_overrides = [f"{k}={json.dumps(v)}" for k, v in labels.items()]
         try:
             config = build_config(tree, [*(overrides or []), *sweep_overrides])
