@@ -14,6 +14,15 @@ from typing import Any
 import numpy as np
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it and put it back: once, at import
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_path)`` then rename ``tmp_path`` over ``path``; a crash never leaves a partial file."""
     path = Path(path)
@@ -22,6 +31,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        # mkstemp creates 0600; an artifact gets the mode a plain open() would give it (or keeps the old file's)
+        tmp_path.chmod(path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_UMASK)
         write(tmp_path)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())

@@ -29,8 +29,7 @@ class ReportPaths:
 
 
 def _write(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-    path.chmod(0o644)  # a report is meant to be shared (mkstemp creates 0600)
+    atomic_write_bytes(path, text.encode("utf-8"))  # a plain file's mode (0644 under umask 022): shareable
 
 
 def write_report(
