@@ -1,0 +1,56 @@
+"""benchmarks/published_ml1m.py: runs recorded per (row, seed), protocol checked, the README table."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("published_ml1m", REPO / "benchmarks" / "published_ml1m.py")
+assert _spec and _spec.loader
+published = importlib.util.module_from_spec(_spec)
+sys.modules["published_ml1m"] = published
+_spec.loader.exec_module(published)
+
+
+def _run(tmp: Path, seed: int, ndcg: float, ranking: str = "full") -> Path:
+    d = tmp / f"run{seed}-{ranking}"
+    d.mkdir()
+    (d / "config.yaml").write_text(f"train: {{seed: {seed}}}\nloss: {{name: ce}}\n")
+    metrics = {
+        "protocol": {"split": "leave_one_out", "ranking": ranking, "filter_seen": True, "max_len": 200},
+        "dataset": "ml-1m", "num_test_users": 6040, "model": "sasrec",
+        "test": {"NDCG@10": ndcg, "HR@10": 2 * ndcg, "MRR@10": ndcg / 2},
+        "test_ci95": {"NDCG@10": [ndcg - 0.01, ndcg + 0.01], "HR@10": [0.3, 0.33]},
+        "valid": {"NDCG@10": ndcg}, "epochs_trained": 50, "best_epoch": 40, "train_time_s": 100.0,
+        "total_time_s": 120.0, "environment": {"threads": 1},
+    }
+    (d / "metrics.json").write_text(json.dumps(metrics))
+    return d
+
+
+def test_runs_accumulate_per_seed_and_replace_a_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(published, "RESULTS", tmp_path / "published.json")
+    published.main(["--add", f"sasrec-ce={_run(tmp_path, 42, 0.18)}"])
+    published.main(["--add", f"sasrec-ce={_run(tmp_path, 43, 0.19)}"])
+    rerun = tmp_path / "rerun"
+    rerun.mkdir()
+    published.main(["--add", f"sasrec-ce={_run(rerun, 43, 0.17)}"])
+    doc = json.loads((tmp_path / "published.json").read_text())
+    assert [(r["seed"], r["test"]["NDCG@10"]) for r in doc["runs"]] == [(42, 0.18), (43, 0.17)]  # 43 re-run
+    table = published.table(doc)
+    assert "| 2 | 0.1750 ± 0.0071 |" in table and "42: 0.1800 [0.1700, 0.1900]" in table
+    assert "not run yet" in table  # the rows without runs are listed
+
+
+def test_a_run_off_the_published_protocol_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(published, "RESULTS", tmp_path / "published.json")
+    with pytest.raises(SystemExit, match="ranking='sampled'"):
+        published.main(["--add", f"sasrec-ce={_run(tmp_path, 42, 0.18, ranking='sampled')}"])
+    with pytest.raises(SystemExit, match="ROW=RUN_DIR"):
+        published.main(["--add", f"nope={tmp_path}"])
+    assert not (tmp_path / "published.json").exists()
