@@ -170,3 +170,27 @@ def test_learning_curves_of_a_large_grid_show_its_best_rows(tmp_path: Path, monk
     assert title == "Learning curves — ml-100k (the 8 best of 24 rows by test NDCG@10)"
     w, h = Image.open(io.BytesIO(base64.b64decode(png))).size
     assert w >= 1000 and 400 <= h <= 1000  # 2 rows of 4 panels
+
+
+def test_protocol_lines_merge_recipes_that_differ_only_in_their_budget():
+    from seqrec.bench.pivot import protocol_line, protocol_lines
+
+    def cfg(model: str, ds: str, epochs: int, patience: int = 10) -> dict:
+        return {"model": {"name": model}, "data": {"name": ds, "split": "leave_one_out", "duplicates": "keep",
+                                                   "min_user_interactions": 0, "min_item_interactions": 0},
+                "eval": {"filter_seen": True, "bootstrap": 1000},
+                "train": {"epochs": epochs, "monitor": "NDCG@10", "patience": patience}}
+
+    same = [cfg("sasrec", "a", 30), cfg("sasrec", "b", 30)]
+    assert protocol_lines(same) == [protocol_line(same[0])]
+    lines = protocol_lines([cfg("sasrec", "a", 30), cfg("gru4rec", "a", 20), cfg("sasrec", "b", 20),
+                            cfg("gru4rec", "b", 20)])
+    assert len(lines) == 1
+    assert "at most 30 (sasrec on a), 20 (gru4rec, sasrec on b) epochs, early stopping on valid NDCG@10 " \
+           "(patience 10)" in lines[0]
+    mixed = protocol_lines([cfg("sasrec", "a", 30), cfg("bert4rec", "a", 40, patience=5)])
+    assert "sasrec: at most 30 epochs, early stopping on valid NDCG@10 (patience 10); bert4rec: at most 40 " \
+           "epochs, early stopping on valid NDCG@10 (patience 5)" in mixed[0]
+    other_eval = cfg("sasrec", "a", 30)
+    other_eval["eval"]["filter_seen"] = False
+    assert len(protocol_lines([cfg("sasrec", "a", 30), other_eval])) == 2  # another protocol: its own line

@@ -173,9 +173,16 @@ def get_dotted(config: dict, dotted: str) -> Any:
     return node
 
 
-def protocol_line(config: dict) -> str:
-    """The evaluation protocol of a cell, in one line (``?`` for settings an older config did not record)."""
-    d, e, t = config.get("data", {}), config.get("eval", {}), config.get("train", {})
+def _budget(config: dict) -> tuple[str, str]:
+    """(epochs, "early stopping on valid X (patience P)") of a cell: the training budget of its recipe."""
+    t = config.get("train", {})
+    return (str(t.get("epochs", "?")),
+            f"early stopping on valid {t.get('monitor', '?')} (patience {t.get('patience', '?')})")
+
+
+def _protocol_parts(config: dict) -> tuple[str, str]:
+    """The evaluation protocol of a cell, before and after its training budget."""
+    d, e = config.get("data", {}), config.get("eval", {})
     ranking = "full catalogue" if e.get("protocol", "full") == "full" else (
         f"sampled ({e.get('num_negatives', '?')} {e.get('negative_sampler', '?')} negatives)")
     def core(key: str) -> object:  # None: the dataset's default k-core (seqrec.data.datasets)
@@ -184,12 +191,49 @@ def protocol_line(config: dict) -> str:
 
     kcore = f"k-core users ≥ {core('min_user_interactions')}, items ≥ {core('min_item_interactions')}"
     seen = {True: "filtered", False: "kept"}.get(e.get("filter_seen"), "?")
-    return (
-        f"split {d.get('split', '?')}; ranking {ranking}; seen items {seen}; "
-        f"{kcore}; duplicates {d.get('duplicates', '?')}; at most {t.get('epochs', '?')} epochs, early stopping on "
-        f"valid {t.get('monitor', '?')} (patience {t.get('patience', '?')}); "
-        f"test metrics with 95% bootstrap CI ({e.get('bootstrap', '?')} resamples)"
-    )
+    return (f"split {d.get('split', '?')}; ranking {ranking}; seen items {seen}; {kcore}; "
+            f"duplicates {d.get('duplicates', '?')}",
+            f"test metrics with 95% bootstrap CI ({e.get('bootstrap', '?')} resamples)")
+
+
+def protocol_line(config: dict) -> str:
+    """The evaluation protocol of a cell, in one line (``?`` for settings an older config did not record)."""
+    head, tail = _protocol_parts(config)
+    epochs, stopping = _budget(config)
+    return f"{head}; at most {epochs} epochs, {stopping}; {tail}"
+
+
+def protocol_lines(configs: Sequence[dict]) -> list[str]:
+    """One line per distinct evaluation protocol of ``configs``; cells that share it but not their training budget
+    (each model keeps its recipe's epochs) get one line that lists the budget per model, instead of a near-copy
+    of the line per recipe. A model whose budget differs between datasets is named with the dataset."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for c in configs:
+        groups.setdefault(_protocol_parts(c), []).append(c)
+    lines = []
+    for (head, tail), group in groups.items():
+        budgets = list(dict.fromkeys(_budget(c) for c in group))
+        if len(budgets) == 1:
+            lines.append(f"{head}; at most {budgets[0][0]} epochs, {budgets[0][1]}; {tail}")
+            continue
+        by_model: dict[str, set[tuple[str, str]]] = {}
+        for c in group:
+            by_model.setdefault(str(get_dotted(c, "model.name")), set()).add(_budget(c))
+        labelled: dict[tuple[str, str], list[str]] = {}  # budget -> who has it, in cell order
+        for c in group:
+            model = str(get_dotted(c, "model.name"))
+            who = model if len(by_model[model]) == 1 else f"{model} on {get_dotted(c, 'data.name')}"
+            names = labelled.setdefault(_budget(c), [])
+            if who not in names:
+                names.append(who)
+        stoppings = {b[1] for b in labelled}
+        if len(stoppings) == 1:  # only the epoch caps differ
+            caps = ", ".join(f"{e} ({', '.join(names)})" for (e, _), names in labelled.items())
+            lines.append(f"{head}; at most {caps} epochs, {next(iter(stoppings))}; {tail}")
+        else:
+            caps = "; ".join(f"{', '.join(names)}: at most {e} epochs, {st}" for (e, st), names in labelled.items())
+            lines.append(f"{head}; {caps}; {tail}")
+    return lines
 
 
 def _environment_line(e: dict) -> str:
@@ -290,7 +334,7 @@ def build_pivot(store: ResultStore, columns: Sequence[Column] | None = None) -> 
         axes=axes,
         rows=rows,
         columns=cols,
-        protocol=list(dict.fromkeys(protocol_line(c.config) for c in shown)),
+        protocol=protocol_lines([c.config for c in shown]),
         environment=list(dict.fromkeys(envs)),
         not_done=not_done,
         seeds=any(len(r.cells) > 1 for r in rows),
