@@ -4,7 +4,7 @@
         [--out benchmarks/results/seed_compare.md] [--json benchmarks/results/seed_compare.json]
 
 RESULTS is a results directory written by ``seqrec bench`` (``results.sqlite``) or a report CSV written by
-``seqrec report`` (``report.csv``, e.g. ``benchmarks/results/seed_grid_ml100k.csv``).
+``seqrec report`` (``report.csv``, e.g. ``benchmarks/results/seed_grid/report.csv``).
 
 The seed table is an Excel pivot pasted as Markdown: a "Max of value" super-header, the real header row
 ("Row Labels", "EpochTime (Max)", "GPU/Memory(MiB)", ..., "NDCG@10/test", ...), then label-only rows that open

@@ -87,7 +87,7 @@ def test_compare_a_store_cell_by_cell(table: Path, seed_like: Path, tmp_path: Pa
 
 
 def test_compare_a_report_csv(table: Path, seed_like: Path, tmp_path: Path):
-    """A report CSV (e.g. benchmarks/results/seed_grid_ml100k.csv) works too; the protocol comes from its .md."""
+    """A report CSV (e.g. benchmarks/results/seed_grid/report.csv) works too; the protocol comes from its .md."""
     paths = write_report(seed_like)
     out = tmp_path / "csv.md"
     seed_compare.main([str(paths.csv), "--seed-table", str(table), "--out", str(out)])
