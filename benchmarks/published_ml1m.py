@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from seqrec.io import atomic_write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "published_ml1m.json"
 
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         add(doc, run_entry(row, Path(path)))
     if args.add:
         doc["rows"] = ROWS
-        RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
+        atomic_write_json(RESULTS, doc)
     print(table(doc))
     return 0
 

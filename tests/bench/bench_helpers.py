@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from seqrec.bench.runner import cell_metrics
 from seqrec.bench.store import ResultStore
@@ -16,6 +18,17 @@ from seqrec.config import build_config, config_to_dict
 
 ENV = {"device": "cpu", "threads": 1, "seqrec": "0.1.0", "torch": "x", "python": "3", "git_commit": "abc",
        "utilisation_source": "cpu"}
+
+
+def load_benchmark_script(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` (not a package) as module ``name``."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _history(epochs: int, final_ndcg: float, L: int, best: int) -> list[dict]:

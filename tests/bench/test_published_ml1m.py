@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from bench_helpers import load_benchmark_script
 
-REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("published_ml1m", REPO / "benchmarks" / "published_ml1m.py")
-assert _spec and _spec.loader
-published = importlib.util.module_from_spec(_spec)
-sys.modules["published_ml1m"] = published
-_spec.loader.exec_module(published)
+published = load_benchmark_script("published_ml1m")
 
 
 def _run(tmp: Path, seed: int, ndcg: float, ranking: str = "full") -> Path:

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
-from bench_helpers import fake_store
+from bench_helpers import fake_store, load_benchmark_script
 
 from seqrec.bench.store import ResultStore
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("store_snapshot", REPO / "benchmarks" / "store_snapshot.py")
-assert _spec and _spec.loader
-store_snapshot = importlib.util.module_from_spec(_spec)
-sys.modules["store_snapshot"] = store_snapshot
-_spec.loader.exec_module(store_snapshot)
+store_snapshot = load_benchmark_script("store_snapshot")
 
 
 def _rows(path: Path) -> list[tuple]:
