@@ -194,3 +194,23 @@ def test_protocol_lines_merge_recipes_that_differ_only_in_their_budget():
     other_eval = cfg("sasrec", "a", 30)
     other_eval["eval"]["filter_seen"] = False
     assert len(protocol_lines([cfg("sasrec", "a", 30), other_eval])) == 2  # another protocol: its own line
+
+
+def test_plot_vs_len_splits_a_study_into_readable_panels(tmp_path: Path, seed_like: Path):
+    from bench_helpers import study_store
+    from PIL import Image
+
+    from seqrec.bench import plots
+
+    study_store(tmp_path / "s")  # one dataset, 12 lines (3 batch sizes x (3 negatives + full CE))
+    pivot = load_pivot(tmp_path / "s")
+    assert plots._facet_axis(pivot, pivot.rows) == "train.batch_size"  # 3 panels of 4 lines (negatives: 4 of 3)
+    labels = {plots.series_label(r, pivot, skip="train.batch_size") for r in pivot.rows}
+    assert labels == {"loss=cce_neg num_negatives=32", "loss=cce_neg num_negatives=256",
+                      "loss=cce_neg num_negatives=1024", "loss=ce"}  # one model: not named; ce has no negatives
+    png = plots.plot_vs_len(pivot, "NDCG@10", "NDCG@10", "t")
+    w, h = Image.open(io.BytesIO(base64.b64decode(png))).size
+    assert w >= 1400 and h >= 400  # 3 panels side by side, legend below
+    grid = load_pivot(seed_like)  # models are the lines: one panel per dataset, as before
+    assert plots._facet_axis(grid, grid.rows) is None
+    assert {plots.series_label(r, grid) for r in grid.rows} == {"bert4rec", "sasrec", "xlstm"}

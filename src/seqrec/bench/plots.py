@@ -38,9 +38,20 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def series_label(r: PivotRow, p: Pivot) -> str:
-    extra = [f"{label_name(a)}={r.key[a]}" for a in p.axes[3:]]
-    return " ".join([str(r.key["model.name"]), *extra])
+def _line_axes(p: Pivot, skip: str | None = None) -> list[str]:
+    """The axes a line's label names: the model and the extra grid axes, less ``skip`` and those with a single
+    value in the whole pivot (a study of one model need not say "sasrec" 35 times); the model when none is left."""
+    axes = [a for a in ["model.name", *p.axes[3:]] if a != skip
+            and len({str(r.key[a]) for r in p.rows if r.key[a] is not None}) > 1]
+    return axes or ["model.name"]
+
+
+def series_label(r: PivotRow, p: Pivot, skip: str | None = None) -> str:
+    """A line's legend label: the values of ``_line_axes`` (``skip``: the axis a panel title names); an axis that
+    does not apply to this cell, e.g. ``num_negatives`` of full CE, is left out."""
+    parts = [str(r.key[a]) if a == "model.name" else f"{label_name(a)}={r.key[a]}"
+             for a in _line_axes(p, skip) if r.key[a] is not None]
+    return " ".join(parts) or str(r.key["model.name"])
 
 
 def _grid(n: int, per_row: int = 3) -> tuple[int, int]:
@@ -48,9 +59,39 @@ def _grid(n: int, per_row: int = 3) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
+MAX_LINES = 8  # lines per panel before a plot is split into small multiples: more cannot be told apart
+
+
+def _facet_axis(p: Pivot, rows: Sequence[PivotRow]) -> str | None:
+    """The extra grid axis to split panels by when one panel would hold more than MAX_LINES lines.
+
+    Among the axes after max_len, the one giving the fewest panels with at most MAX_LINES lines each (else the one
+    with the fewest lines in its largest panel). None when every dataset's panel is readable as it is.
+    """
+    def widest(axis: str | None) -> int:
+        groups: dict[tuple, set[str]] = {}
+        for r in rows:
+            groups.setdefault((r.key["data.name"], None if axis is None else r.key[axis]), set()).add(
+                series_label(r, p, skip=axis))
+        return max(len(v) for v in groups.values())
+
+    if widest(None) <= MAX_LINES or len(p.axes) <= 3:
+        return None
+
+    def panels(axis: str) -> int:
+        return len({(r.key["data.name"], r.key[axis]) for r in rows})
+
+    fits = [a for a in p.axes[3:] if widest(a) <= MAX_LINES]
+    if fits:
+        return min(fits, key=panels)
+    return min(p.axes[3:], key=lambda a: (widest(a), panels(a)))
+
+
 def plot_vs_len(p: Pivot, col_key: str, ylabel: str, title: str) -> str | None:
     """One panel per dataset; x = max_len, y = the column (error bars: 95% interval); a line per model.
 
+    A dataset whose panel would hold more than MAX_LINES lines (a study grid: one line per loss x batch x
+    negatives) gets one panel per value of the grid axis chosen by ``_facet_axis``, that value in the title.
     The popularity baseline stays in the tables: drawn here it would stretch the y axis to a level far below the
     models and flatten the differences the plot is for.
     """
@@ -58,15 +99,21 @@ def plot_vs_len(p: Pivot, col_key: str, ylabel: str, title: str) -> str | None:
     datasets = list(dict.fromkeys(r.key["data.name"] for r in p.rows))
     if not datasets or not any(r.stats.get(col_key) and r.stats[col_key].known for r in p.rows):
         return None
-    nrows, ncols = _grid(len(datasets))
+    facet = _facet_axis(p, p.rows)
+    panels = list(dict.fromkeys((r.key["data.name"], None if facet is None else r.key[facet]) for r in p.rows))
+    nrows, ncols = _grid(len(panels))
+    # one colour per line label across panels, so a shared legend can stand for all of them
+    labels = list(dict.fromkeys(series_label(r, p, skip=facet) for r in p.rows))
+    cmap = plt.get_cmap("tab10")
+    legend_title = ", ".join(label_name(a) for a in _line_axes(p, facet))
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.9 * nrows), squeeze=False)
-        for i, ds in enumerate(datasets):
+        for i, (ds, value) in enumerate(panels):
             ax = axes[i // ncols][i % ncols]
             series: dict[str, list[PivotRow]] = {}
             for r in p.rows:
-                if r.key["data.name"] == ds:
-                    series.setdefault(series_label(r, p), []).append(r)
+                if r.key["data.name"] == ds and (facet is None or r.key[facet] == value):
+                    series.setdefault(series_label(r, p, skip=facet), []).append(r)
             for label, rows in series.items():
                 rows = sorted(rows, key=lambda r: r.key["data.max_len"])
                 xs = [r.key["data.max_len"] for r in rows]
@@ -74,16 +121,24 @@ def plot_vs_len(p: Pivot, col_key: str, ylabel: str, title: str) -> str | None:
                 ys = [s.mean if s.known else math.nan for s in st]
                 err = [[(s.mean - s.low) if s.low is not None and s.known else 0 for s in st],
                        [(s.high - s.mean) if s.high is not None and s.known else 0 for s in st]]
-                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
-            ax.set_title(ds)
+                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label,
+                            color=cmap(labels.index(label) % 10))
+            ax.set_title(ds if facet is None else f"{ds} · {label_name(facet)}={value}")
             ax.set_xlabel("max_len (items in the input sequence)")
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
-            ax.legend(title="model")
-        for j in range(len(datasets), nrows * ncols):
+            if facet is None:
+                ax.legend(title=legend_title, fontsize=9 if len(series) > 4 else None, framealpha=0.7)
+        for j in range(len(panels), nrows * ncols):
             axes[j // ncols][j % ncols].axis("off")
         fig.suptitle(title, fontsize=13)
         fig.tight_layout()
+        if facet is not None:  # small multiples: one legend below them all, off the data
+            from matplotlib.lines import Line2D
+
+            handles = [Line2D([], [], color=cmap(i % 10), marker="o", label=lab) for i, lab in enumerate(labels)]
+            fig.legend(handles=handles, title=legend_title, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                       ncol=min(4, len(labels)))
         return _png(fig)
 
 
