@@ -38,22 +38,25 @@ ROWS: dict[str, dict[str, Any]] = {
     },
     "gsasrec": {
         "what": "gSASRec (256 negatives, t 0.75), max_len 200",
-        "recipe": None,
+        "recipe": "configs/gsasrec-ml-1m.yaml",
         "published": {"NDCG@10": 0.1726, "source": "gSASRec (Petrov & Macdonald, RecSys 2023)"},
     },
     "bert4rec": {
         "what": "BERT4Rec, trained long enough",
-        "recipe": None,
+        "recipe": "configs/bert4rec-ml-1m.yaml",
         "published": {"NDCG@10": 0.1537, "source": "Petrov & Macdonald, RecSys 2022 replicability study"},
     },
     "sasrec-bce": {
         "what": "SASRec, one-negative BCE (the original SASRec loss)",
-        "recipe": None,
+        "recipe": "configs/sasrec-ml-1m-bce.yaml",
         "published": {"NDCG@10": 0.13, "source": "approximate, SASRec+ and gSASRec papers' BCE rows"},
     },
 }
 PROTOCOL = {"split": "leave_one_out", "ranking": "full", "filter_seen": True}
 TEST_USERS = 6040
+# what makes a run one of a row's: its recipe's values of these keys (the seed, threads and budget may differ)
+RECIPE_KEYS = (("model", "name"), ("model", "hidden"), ("loss", "name"), ("loss", "num_negatives"),
+               ("loss", "gbce_t"), ("data", "max_len"))
 
 
 def run_entry(row: str, run_dir: Path) -> dict[str, Any]:
@@ -70,6 +73,12 @@ def run_entry(row: str, run_dir: Path) -> dict[str, Any]:
     if m.get("dataset") != "ml-1m" or m["num_test_users"] != TEST_USERS:
         raise SystemExit(f"{run_dir}: dataset {m.get('dataset')!r} with {m['num_test_users']} test users, "
                          f"expected ml-1m with {TEST_USERS}")
+    recipe = yaml.safe_load((ROOT / ROWS[row]["recipe"]).read_text())
+    for section, key in RECIPE_KEYS:
+        want, got = recipe[section].get(key), cfg.get(section, {}).get(key)
+        if want is not None and got != want:
+            raise SystemExit(f"{run_dir}: {section}.{key}={got!r}, row {row!r} is {ROWS[row]['recipe']} with "
+                             f"{section}.{key}={want!r}")
     return {
         "row": row, "seed": cfg["train"]["seed"], "model": m["model"], "max_len": p.get("max_len"),
         "loss": cfg["loss"]["name"], "test": {k: m["test"][k] for k in ("NDCG@10", "HR@10", "MRR@10")},
@@ -97,7 +106,7 @@ def table(doc: dict[str, Any]) -> str:
         runs = [r for r in doc["runs"] if r["row"] == row]
         pub = spec["published"]
         if not runs:
-            lines.append(f"| {spec['what']} | 0 | not run yet | | | | {pub['NDCG@10']} |")
+            lines.append(f"| {spec['what']} (`{spec['recipe']}`) | 0 | not run yet | | | | {pub['NDCG@10']} |")
             continue
         nd = [r["test"]["NDCG@10"] for r in runs]
         sd = f" ± {statistics.stdev(nd):.4f}" if len(nd) > 1 else ""

@@ -14,7 +14,8 @@ published = load_benchmark_script("published_ml1m")
 def _run(tmp: Path, seed: int, ndcg: float, ranking: str = "full") -> Path:
     d = tmp / f"run{seed}-{ranking}"
     d.mkdir()
-    (d / "config.yaml").write_text(f"train: {{seed: {seed}}}\nloss: {{name: ce}}\n")
+    (d / "config.yaml").write_text(f"train: {{seed: {seed}}}\nloss: {{name: ce}}\nmodel: {{name: sasrec}}\n"
+                                   "data: {name: ml-1m, max_len: 200}\n")
     metrics = {
         "protocol": {"split": "leave_one_out", "ranking": ranking, "filter_seen": True, "max_len": 200},
         "dataset": "ml-1m", "num_test_users": 6040, "model": "sasrec",
@@ -47,4 +48,15 @@ def test_a_run_off_the_published_protocol_is_refused(tmp_path: Path, monkeypatch
         published.main(["--add", f"sasrec-ce={_run(tmp_path, 42, 0.18, ranking='sampled')}"])
     with pytest.raises(SystemExit, match="ROW=RUN_DIR"):
         published.main(["--add", f"nope={tmp_path}"])
+    assert not (tmp_path / "published.json").exists()
+
+
+def test_a_run_of_another_recipe_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(published, "RESULTS", tmp_path / "published.json")
+    ce_run = _run(tmp_path, 42, 0.18)
+    with pytest.raises(SystemExit, match=r"model.hidden=None, row 'gsasrec' is configs/gsasrec-ml-1m.yaml with "
+                                         r"model.hidden=128"):
+        published.main(["--add", f"gsasrec={ce_run}"])
+    for row, spec in published.ROWS.items():  # every row names a recipe that exists
+        assert (published.ROOT / spec["recipe"]).is_file(), row
     assert not (tmp_path / "published.json").exists()
