@@ -34,6 +34,10 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a conf
 DataDirOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="Dataset directory (default: $SEQREC_DATA_DIR or ~/.cache/seqrec)")
 ]
+# the run-directory options that `train` and `pretrain` share
+OutputOpt = Annotated[Path, typer.Option("--output", help="Run directory to write")]
+ResumeOpt = Annotated[Path | None, typer.Option("--resume", help="Continue the run in DIR from its last checkpoint")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a finished or unfinished run in --output")]
 
 
 def _fail(err: SeqrecError) -> None:
@@ -113,15 +117,11 @@ def data_prepare(
 @app.command()
 def train(
     config: Annotated[Path | None, typer.Option("--config", help="YAML config file")] = None,
-    output: Annotated[Path, typer.Option("--output", help="Run directory to write")] = Path("out/run"),
+    output: OutputOpt = Path("out/run"),
     set_: SetOpt = None,
     data_dir: DataDirOpt = None,
-    resume: Annotated[
-        Path | None, typer.Option("--resume", help="Continue the run in DIR from its last epoch checkpoint")
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a finished or unfinished run in --output")
-    ] = False,
+    resume: ResumeOpt = None,
+    overwrite: OverwriteOpt = False,
     profile: Annotated[
         bool, typer.Option("--profile", help="Profile a few steps (trace + top ops), then stop")
     ] = False,
@@ -228,13 +228,11 @@ def _launch_workers(
 @app.command()
 def pretrain(
     config: Annotated[Path | None, typer.Option("--config", help="YAML config with a pretrain section")] = None,
-    output: Annotated[Path, typer.Option("--output", help="Run directory to write")] = Path("out/pretrain"),
+    output: OutputOpt = Path("out/pretrain"),
     set_: SetOpt = None,
     data_dir: DataDirOpt = None,
-    resume: Annotated[
-        Path | None, typer.Option("--resume", help="Continue the pre-training in DIR from its last checkpoint")
-    ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run in --output")] = False,
+    resume: ResumeOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Pre-train a text model (Recformer) on pretrain.datasets: item-item contrastive + 0.1 x MLM.
 
