@@ -14,7 +14,7 @@ dataset (Spearman table, random-forest importance, best cell per memory budget).
 
 The store is committed gzipped (``results.sqlite.gz``). To resume in a new sitting, put it back and re-run the
 same ``seqrec bench`` command: done cells are kept, cells that were running when the snapshot was taken run again
-from scratch.
+from scratch (the snapshot holds no checkpoints; in the original ``DIR`` they continue from ``cells/<id>/run/last``).
 
     mkdir -p DIR && gunzip -c benchmarks/results/loss_study_ml100k/results.sqlite.gz > DIR/results.sqlite
 

@@ -119,6 +119,57 @@ def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path: Path):
     assert comparable(a.csv.read_text()) == comparable(b.csv.read_text())
 
 
+def test_an_interrupted_cell_continues_from_its_epoch_checkpoint(tmp_path: Path):
+    """Killed after a few epochs, the cell resumes from ``run/last`` in the next sitting (not from scratch), its
+    wall time adds the checkpoint's training seconds, and every number but the timings equals an uninterrupted
+    run."""
+    import json
+
+    slow = {**TINY, "train": {**TINY["train"], "epochs": 40, "patience": 40}}
+    grid = write_grid(tmp_path / "g.yaml", {"model.name": ["sasrec"]}, slow)
+    data = tmp_path / "data"
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-c", "from seqrec.cli import main; main()", "bench", str(grid), "--output", str(out),
+           "--data-dir", str(data)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    deadline = time.time() + 180
+    try:
+        while time.time() < deadline:  # wait for the third epoch's checkpoint
+            states = list(out.glob("cells/*/run/last/state.json"))
+            if states:
+                try:
+                    if json.loads(states[0].read_text())["state"]["loop"]["epoch"] >= 3:
+                        break
+                except (OSError, ValueError):
+                    pass  # being swapped in
+            assert proc.poll() is None, "the bench finished before it could be killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("no checkpoint seen")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    time.sleep(0.5)  # the cell process dies with its parent (PR_SET_PDEATHSIG)
+    assert set(statuses(out).values()) == {"running"}
+    cell_dir = next(out.glob("cells/*"))
+    after = json.loads((cell_dir / "run" / "last" / "state.json").read_text())["state"]["loop"]["epoch"]
+    resumed = run_bench(grid, out, data_dir=data)
+    assert len(resumed.ran) == 1 and set(statuses(out).values()) == {"done"}
+    assert f"after epoch {after} (" in (cell_dir / "stdout.log").read_text()
+    result = json.loads((cell_dir / "cell.json").read_text())
+    assert result["resumed"]["after_epoch"] == after and result["resumed"]["earlier_train_s"] > 0
+    store = ResultStore.open(out, create=False)
+    (cell,) = store.cells()
+    assert cell.environment["resumed"]["after_epoch"] == after
+    assert cell.wall_s > result["wall_s"]  # this sitting's wall plus the training the checkpoint held
+    assert [e["epoch"] for e in store.epochs(cell.id)] == list(range(1, 41))
+    store.close()
+    clean = tmp_path / "clean"
+    run_bench(grid, clean, data_dir=data)
+    a, b = write_report(out), write_report(clean)
+    assert comparable(a.csv.read_text()) == comparable(b.csv.read_text())
+
+
 def test_parallel_cells_equal_sequential_cells(tmp_path: Path):
     """``--jobs 2`` trains two cells at once; everything but the timings equals a one-at-a-time run."""
     grid = write_grid(tmp_path / "g.yaml", {"model.name": ["sasrec", "gru4rec"], "data.max_len": [6, 8]})

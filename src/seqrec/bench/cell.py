@@ -2,16 +2,21 @@
 
 Reads ``CELL_DIR/request.json`` (``{"config": <resolved config tree>}``), trains with
 :meth:`seqrec.Recommender.fit` into ``CELL_DIR/run/`` and finally writes ``CELL_DIR/cell.json`` (environment
-and accelerator utilisation) atomically. The parent treats the cell as finished only when this process exits
-with status 0 and ``cell.json`` exists; anything else (exception, OOM kill, signal) is a failed cell whose
-reason is the last line this process wrote to stderr. On NVIDIA GPUs the utilisation is sampled with NVML
-(``pynvml``) every 0.5 s while training; otherwise the mean CPU utilisation of the epochs is reported.
+and accelerator utilisation) atomically. A ``run/`` left by an interrupted attempt of the same cell (the runner
+keeps the folder only then) with an epoch checkpoint and no final metrics is resumed from that checkpoint
+(``cell.json`` → ``resumed``: the epoch and the training seconds it held); any other leftover ``run/`` is removed
+and the cell trains from scratch, as it does when the checkpoint proves unreadable. The parent treats the cell as
+finished only when this process exits with status 0 and ``cell.json`` exists; anything else (exception, OOM kill,
+signal) is a failed cell whose reason is the last line this process wrote to stderr. On NVIDIA GPUs the
+utilisation is sampled with NVML (``pynvml``) every 0.5 s while training; otherwise the mean CPU utilisation of
+the epochs is reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import threading
 import time
@@ -69,14 +74,30 @@ class GpuSampler:
 def run_cell(cell_dir: Path, data_dir: str | None) -> None:
     from seqrec.api import Recommender
     from seqrec.config import build_config
+    from seqrec.errors import CheckpointError
     from seqrec.io import atomic_write_json
+    from seqrec.train.resume import checkpoint_progress
     from seqrec.train.runtime import environment
 
     request = json.loads((cell_dir / REQUEST).read_text())
     config = build_config(request["config"])
+    run_dir = cell_dir / RUN
+    progress = checkpoint_progress(run_dir) if not (run_dir / "metrics.json").exists() else None
+    if progress is None and run_dir.exists():
+        shutil.rmtree(run_dir)
     t0 = time.perf_counter()
     with GpuSampler() as sampler:
-        metrics = Recommender(config).fit(output_dir=cell_dir / RUN, data_dir=data_dir).metrics
+        if progress is not None:
+            print(f"resuming from {run_dir / 'last'} after epoch {progress[0]} ({progress[1]:.1f} s of training)",
+                  flush=True)
+            try:
+                metrics = Recommender(config).fit(output_dir=run_dir, data_dir=data_dir, resume=True).metrics
+            except CheckpointError as err:  # both checkpoints unreadable: the cell starts over
+                print(f"warning: {err}; training from scratch", file=sys.stderr, flush=True)
+                shutil.rmtree(run_dir)
+                progress = None
+        if progress is None:
+            metrics = Recommender(config).fit(output_dir=run_dir, data_dir=data_dir).metrics
     assert metrics is not None
     history = [json.loads(line) for line in (cell_dir / RUN / "history.jsonl").read_text().splitlines() if line]
     gpu = sampler.mean()
@@ -90,6 +111,7 @@ def run_cell(cell_dir: Path, data_dir: str | None) -> None:
         "utilisation_pct": util,
         "utilisation_source": source,
         "wall_s": time.perf_counter() - t0,
+        "resumed": None if progress is None else {"after_epoch": progress[0], "earlier_train_s": progress[1]},
     })
 
 

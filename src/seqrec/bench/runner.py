@@ -10,9 +10,12 @@ Life of a cell (see :mod:`seqrec.bench.store` for the tables):
    and inserts them with ``status = 'done'`` in one transaction; a non-zero exit or a signal (an OOM kill is
    SIGKILL) marks it ``failed`` with the reason.
 
-Re-running skips ``done`` cells (and ``failed`` ones unless ``retry_failed``); a cell found ``running`` was
-interrupted (Ctrl-C, ``kill -9``, power loss) and runs again from scratch. A lock file keeps two runners off
-one directory.
+Re-running skips ``done`` cells (and ``failed`` ones unless ``retry_failed``). A cell found ``running`` (or
+``pending`` with reason ``interrupted``) was interrupted (Ctrl-C, ``kill -9``, power loss, the end of a sitting):
+when its folder still holds this cell's request and an epoch checkpoint (``run/last/``), it continues from there
+(``seqrec.bench.cell`` resumes exactly, random streams included, so the result equals an uninterrupted run), and
+its recorded wall time adds the training seconds the checkpoint already held; otherwise it runs again from
+scratch. A lock file keeps two runners off one directory.
 """
 
 from __future__ import annotations
@@ -148,28 +151,42 @@ def _lock(output: Path) -> IO[str]:
     return handle
 
 
-def start_cell_process(
-    cell: Cell, cell_dir: Path, data_dir: str | os.PathLike | None, threads: int | None = None
-) -> subprocess.Popen:
-    """Wipe ``cell_dir``, write the request and start the cell's process (it dies with the runner).
+def _same_request(cell: Cell, cell_dir: Path) -> bool:
+    """Whether ``cell_dir`` was written for this very cell (its id is the hash of the resolved config)."""
+    try:
+        return json.loads((cell_dir / REQUEST).read_text()).get("id") == cell.id
+    except (OSError, ValueError, AttributeError):
+        return False
 
+
+def start_cell_process(
+    cell: Cell, cell_dir: Path, data_dir: str | os.PathLike | None, threads: int | None = None,
+    keep: bool = False,
+) -> subprocess.Popen:
+    """Write the request and start the cell's process (it dies with the runner).
+
+    ``keep``: an interrupted cell whose folder holds its own request keeps the folder (and appends to its logs),
+    so the cell process can resume from the checkpoint there; otherwise ``cell_dir`` is wiped first.
     ``threads``: torch/OpenMP threads of the cell when the runner runs several cells at once (environment only,
     so the cell's config, and with it its id, does not change).
     """
-    if cell_dir.exists():
+    keep = keep and _same_request(cell, cell_dir)
+    if cell_dir.exists() and not keep:
         shutil.rmtree(cell_dir)
-    cell_dir.mkdir(parents=True)
+    cell_dir.mkdir(parents=True, exist_ok=True)
     from seqrec.io import atomic_write_json
 
     atomic_write_json(cell_dir / REQUEST, {"id": cell.id, "labels": cell.labels,
                                            "config": config_to_dict(cell.config)})
+    (cell_dir / RESULT).unlink(missing_ok=True)  # only this attempt's process may say the cell finished
     cmd = [sys.executable, "-m", "seqrec.bench.cell", str(cell_dir)]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
     env = None
     if threads is not None:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    with open(cell_dir / "stdout.log", "wb") as so, open(cell_dir / "stderr.log", "wb") as se:
+    mode = "ab" if keep else "wb"
+    with open(cell_dir / "stdout.log", mode) as so, open(cell_dir / "stderr.log", mode) as se:
         return subprocess.Popen(cmd, stdout=so, stderr=se, stdin=subprocess.DEVNULL, env=env,
                                 preexec_fn=functools.partial(_die_with_parent, os.getpid()))
 
@@ -190,6 +207,10 @@ def _record_finished(
             why = f"unreadable cell output: {err}"
         else:
             env = {**result.get("environment", {}), "utilisation_source": result.get("utilisation_source")}
+            resumed = result.get("resumed")
+            if resumed:  # continued from an earlier sitting's checkpoint: its training time counts too
+                env["resumed"] = resumed
+                wall += float(resumed.get("earlier_train_s", 0.0))
             store.record_done(cell.id, history, cell_metrics(metrics, result), env, wall)
             ndcg = metrics.get("test", {}).get("NDCG@10", float("nan"))
             console.print(f"{tag}: [green]done[/] in {wall:.1f} s, test NDCG@10 {ndcg:.4f}", highlight=False)
@@ -289,16 +310,18 @@ def run_bench(
                 summary.skipped.append(cell.id)
                 console.print(f"{tag}: [yellow]skipped[/] ({reason})", highlight=False)
                 continue
-            if status == "running":
-                console.print(f"{tag}: interrupted earlier, running again")
+            interrupted = status == "running" or (status == "pending" and store.reason(cell.id) == "interrupted")
+            if interrupted:
+                console.print(f"{tag}: interrupted earlier, running again (from its last epoch checkpoint when "
+                              "it has one)")
             while len(active) >= jobs:
                 reap(block=True)
             cell_dir = output / CELLS / cell.id
             store.set_status(cell.id, "running")
             console.print(f"{tag}: running", highlight=False)
             cell_threads = threads if cell.config.train.threads is None else None
-            active[cell.id] = (start_cell_process(cell, cell_dir, data_dir, cell_threads), cell, cell_dir,
-                               time.perf_counter(), tag)
+            active[cell.id] = (start_cell_process(cell, cell_dir, data_dir, cell_threads, keep=interrupted), cell,
+                               cell_dir, time.perf_counter(), tag)
         while active:
             reap(block=True)
     except BaseException:  # Ctrl-C (or any error): stop the running cells, leave them to be re-run

@@ -163,6 +163,10 @@ class ResultStore:
         row = self.conn.execute("SELECT status FROM cells WHERE id = ?", (cell_id,)).fetchone()
         return row[0] if row else "pending"
 
+    def reason(self, cell_id: str) -> str | None:
+        row = self.conn.execute("SELECT reason FROM cells WHERE id = ?", (cell_id,)).fetchone()
+        return row[0] if row else None
+
     def set_status(self, cell_id: str, status: str, reason: str | None = None,
                    environment: dict | None = None, wall_s: float | None = None) -> None:
         assert status in STATUSES, status

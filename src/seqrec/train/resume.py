@@ -132,6 +132,19 @@ def load_checkpoint(run_dir: str | Path, console: Console | None = None) -> tupl
     raise CheckpointError(f"{run_dir}: no checkpoint to resume from (expected {run_dir / LAST})")
 
 
+def checkpoint_progress(run_dir: str | Path) -> tuple[int, float] | None:
+    """(epochs done, training seconds so far) of ``run_dir``'s newest checkpoint whose metadata reads, from
+    ``state.json`` alone (no tensors are loaded, no checksum is verified: :func:`load_checkpoint` does that when the
+    run resumes); None without one."""
+    for name in (LAST, PREV):
+        try:
+            loop = json.loads((Path(run_dir) / name / META).read_text())["state"]["loop"]
+            return int(loop["epoch"]), float(loop["train_time_s"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
 def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
     """The config a checkpointed run was started with (``--set`` overrides applied on top)."""
     run_dir = Path(run_dir)
