@@ -262,7 +262,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         left.errorbar([r["params"] for r in rows], hr, yerr=err, marker="o", capsize=3, label=dataset)
     if not trained:
         left.text(0.5, 0.5, "no size trained in this run", ha="center", transform=left.transAxes)
-    left.set(xscale="log", xlabel="parameters", ylabel="test HR@10 (95% CI)", title="accuracy (trained to early stop)")
+    left.set(xscale="log", xlabel="parameters", ylabel="test HR@10 (95% CI)",
+             title="accuracy (the recipe: early stopping within its epoch cap)")
     if trained:
         left.legend()
     steps = [r for r in result.get("steps", []) if "samples_s" in r]
