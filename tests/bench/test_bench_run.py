@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import signal
 import sqlite3
@@ -83,30 +84,41 @@ def comparable(csv_text: str) -> list[dict[str, str]]:
     return [{k: v for k, v in r.items() if k.rsplit("_ci_", 1)[0] not in cost} for r in rows]
 
 
+def kill_bench_when(grid: Path, out: Path, data: Path, ready, what: str, timeout: float = 120,
+                    poll: float = 0.1) -> None:
+    """Run ``seqrec bench`` in a subprocess, SIGKILL it as soon as ``ready()`` holds (failing the test if the bench
+    finishes first or ``timeout`` passes: ``what`` names the awaited state), and give its cell time to die."""
+    cmd = [sys.executable, "-c", "from seqrec.cli import main; main()", "bench", str(grid), "--output", str(out),
+           "--data-dir", str(data)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            if ready():
+                break
+            assert proc.poll() is None, "the bench finished before it could be killed"
+            time.sleep(poll)
+        else:
+            pytest.fail(f"no {what} seen")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    time.sleep(0.5)  # the cell process dies with its parent (PR_SET_PDEATHSIG)
+
+
 def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path: Path):
     grid = write_grid(tmp_path / "g.yaml", {"model.name": ["sasrec"], "data.max_len": [6, 8, 10]})
     data = tmp_path / "data"
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-c", "from seqrec.cli import main; main()", "bench", str(grid), "--output", str(out),
-           "--data-dir", str(data)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline:  # wait until one cell is done and the next is running
-            st = statuses(out)
-            if "done" in st.values() and "running" in st.values():
-                break
-            assert proc.poll() is None, "the bench finished before it could be killed"
-            time.sleep(0.1)
-        else:
-            pytest.fail("no running cell seen")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+
+    def one_done_next_running() -> bool:
+        st = statuses(out)
+        return "done" in st.values() and "running" in st.values()
+
+    kill_bench_when(grid, out, data, one_done_next_running, "running cell")
     before = statuses(out)
     done_before = {k for k, v in before.items() if v == "done"}
     assert "running" in before.values() and done_before
-    time.sleep(0.5)  # the cell process dies with its parent (PR_SET_PDEATHSIG)
     resumed = run_bench(grid, out, data_dir=data)
     assert set(resumed.cached) == done_before  # finished cells are not re-run
     after = statuses(out)
@@ -123,33 +135,20 @@ def test_an_interrupted_cell_continues_from_its_epoch_checkpoint(tmp_path: Path)
     """Killed after a few epochs, the cell resumes from ``run/last`` in the next sitting (not from scratch), its
     wall time adds the checkpoint's training seconds, and every number but the timings equals an uninterrupted
     run."""
-    import json
-
     slow = {**TINY, "train": {**TINY["train"], "epochs": 40, "patience": 40}}
     grid = write_grid(tmp_path / "g.yaml", {"model.name": ["sasrec"]}, slow)
     data = tmp_path / "data"
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-c", "from seqrec.cli import main; main()", "bench", str(grid), "--output", str(out),
-           "--data-dir", str(data)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
-    deadline = time.time() + 180
-    try:
-        while time.time() < deadline:  # wait for the third epoch's checkpoint
-            states = list(out.glob("cells/*/run/last/state.json"))
-            if states:
-                try:
-                    if json.loads(states[0].read_text())["state"]["loop"]["epoch"] >= 3:
-                        break
-                except (OSError, ValueError):
-                    pass  # being swapped in
-            assert proc.poll() is None, "the bench finished before it could be killed"
-            time.sleep(0.05)
-        else:
-            pytest.fail("no checkpoint seen")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    time.sleep(0.5)  # the cell process dies with its parent (PR_SET_PDEATHSIG)
+
+    def third_checkpoint() -> bool:
+        for state in out.glob("cells/*/run/last/state.json"):
+            try:
+                return json.loads(state.read_text())["state"]["loop"]["epoch"] >= 3
+            except (OSError, ValueError):
+                return False  # being swapped in
+        return False
+
+    kill_bench_when(grid, out, data, third_checkpoint, "checkpoint", timeout=180, poll=0.05)
     assert set(statuses(out).values()) == {"running"}
     cell_dir = next(out.glob("cells/*"))
     after = json.loads((cell_dir / "run" / "last" / "state.json").read_text())["state"]["loop"]["epoch"]

@@ -46,12 +46,22 @@ def _line_axes(p: Pivot, skip: str | None = None) -> list[str]:
     return axes or ["model.name"]
 
 
+def _label(r: PivotRow, axes: list[str]) -> str:
+    parts = [str(r.key[a]) if a == "model.name" else f"{label_name(a)}={r.key[a]}" for a in axes
+             if r.key[a] is not None]
+    return " ".join(parts) or str(r.key["model.name"])
+
+
 def series_label(r: PivotRow, p: Pivot, skip: str | None = None) -> str:
     """A line's legend label: the values of ``_line_axes`` (``skip``: the axis a panel title names); an axis that
     does not apply to this cell, e.g. ``num_negatives`` of full CE, is left out."""
-    parts = [str(r.key[a]) if a == "model.name" else f"{label_name(a)}={r.key[a]}"
-             for a in _line_axes(p, skip) if r.key[a] is not None]
-    return " ".join(parts) or str(r.key["model.name"])
+    return _label(r, _line_axes(p, skip))
+
+
+def _labels(p: Pivot, skip: str | None = None) -> dict[int, str]:
+    """``series_label`` of every row (by ``id``), with the line axes found once rather than once per row."""
+    axes = _line_axes(p, skip)
+    return {id(r): _label(r, axes) for r in p.rows}
 
 
 def _grid(n: int, per_row: int = 3) -> tuple[int, int]:
@@ -69,10 +79,10 @@ def _facet_axis(p: Pivot, rows: Sequence[PivotRow]) -> str | None:
     with the fewest lines in its largest panel). None when every dataset's panel is readable as it is.
     """
     def widest(axis: str | None) -> int:
+        line_of = _labels(p, axis)
         groups: dict[tuple, set[str]] = {}
         for r in rows:
-            groups.setdefault((r.key["data.name"], None if axis is None else r.key[axis]), set()).add(
-                series_label(r, p, skip=axis))
+            groups.setdefault((r.key["data.name"], None if axis is None else r.key[axis]), set()).add(line_of[id(r)])
         return max(len(v) for v in groups.values())
 
     if widest(None) <= MAX_LINES or len(p.axes) <= 3:
@@ -102,9 +112,11 @@ def plot_vs_len(p: Pivot, col_key: str, ylabel: str, title: str) -> str | None:
     facet = _facet_axis(p, p.rows)
     panels = list(dict.fromkeys((r.key["data.name"], None if facet is None else r.key[facet]) for r in p.rows))
     nrows, ncols = _grid(len(panels))
+    line_of = _labels(p, facet)
     # one colour per line label across panels, so a shared legend can stand for all of them
-    labels = list(dict.fromkeys(series_label(r, p, skip=facet) for r in p.rows))
+    labels = list(dict.fromkeys(line_of[id(r)] for r in p.rows))
     cmap = plt.get_cmap("tab10")
+    colour = {lab: cmap(i % 10) for i, lab in enumerate(labels)}
     legend_title = ", ".join(label_name(a) for a in _line_axes(p, facet))
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.9 * nrows), squeeze=False)
@@ -113,16 +125,15 @@ def plot_vs_len(p: Pivot, col_key: str, ylabel: str, title: str) -> str | None:
             series: dict[str, list[PivotRow]] = {}
             for r in p.rows:
                 if r.key["data.name"] == ds and (facet is None or r.key[facet] == value):
-                    series.setdefault(series_label(r, p, skip=facet), []).append(r)
-            for label, rows in series.items():
+                    series.setdefault(line_of[id(r)], []).append(r)
+            for line, rows in series.items():
                 rows = sorted(rows, key=lambda r: r.key["data.max_len"])
                 xs = [r.key["data.max_len"] for r in rows]
                 st = [r.stats[col_key] for r in rows]
                 ys = [s.mean if s.known else math.nan for s in st]
                 err = [[(s.mean - s.low) if s.low is not None and s.known else 0 for s in st],
                        [(s.high - s.mean) if s.high is not None and s.known else 0 for s in st]]
-                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label,
-                            color=cmap(labels.index(label) % 10))
+                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=line, color=colour[line])
             ax.set_title(ds if facet is None else f"{ds} · {label_name(facet)}={value}")
             ax.set_xlabel("max_len (items in the input sequence)")
             ax.set_ylabel(ylabel)
@@ -136,7 +147,7 @@ def plot_vs_len(p: Pivot, col_key: str, ylabel: str, title: str) -> str | None:
         if facet is not None:  # small multiples: one legend below them all, off the data
             from matplotlib.lines import Line2D
 
-            handles = [Line2D([], [], color=cmap(i % 10), marker="o", label=lab) for i, lab in enumerate(labels)]
+            handles = [Line2D([], [], color=colour[lab], marker="o", label=lab) for lab in labels]
             fig.legend(handles=handles, title=legend_title, loc="upper center", bbox_to_anchor=(0.5, 0.0),
                        ncol=min(4, len(labels)))
         return _png(fig)
