@@ -238,6 +238,7 @@ def learning_curves(p: Pivot) -> list[tuple[str, str]]:
     (in table order), and the figure's title says how many of how many; the tables keep every row."""
     plt = _plt()
     out = []
+    line_of = _labels(p)
     for ds in dict.fromkeys(r.key["data.name"] for r in p.rows):
         rows = [r for r in p.rows if r.key["data.name"] == ds and any(_curve(h, "NDCG@10")[0] or
                                                                       _curve(h, "train_loss")[0]
@@ -250,11 +251,11 @@ def learning_curves(p: Pivot) -> list[tuple[str, str]]:
             best = {id(r) for r in sorted(rows, key=_ndcg, reverse=True)[:MAX_CURVE_PANELS]}
             title += f" (the {MAX_CURVE_PANELS} best of {len(rows)} rows by test NDCG@10)"
             rows = [r for r in rows if id(r) in best]
-        lines = list(dict.fromkeys(series_label(r, p) for r in rows))
+        lines = {line: i for i, line in enumerate(dict.fromkeys(line_of[id(r)] for r in rows))}
         lens = list(dict.fromkeys(r.key["data.max_len"] for r in rows))
         if len(lens) <= 5 and not capped:  # a model x max_len grid
             nrows, ncols = len(lines), len(lens)
-            place = {id(r): (lines.index(series_label(r, p)), lens.index(r.key["data.max_len"])) for r in rows}
+            place = {id(r): (lines[line_of[id(r)]], lens.index(r.key["data.max_len"])) for r in rows}
         else:  # too many lengths for one row of panels: fill a 4-wide grid in table order
             nrows, ncols = _grid(len(rows), 4)
             place = {id(r): divmod(i, ncols) for i, r in enumerate(rows)}
@@ -264,7 +265,7 @@ def learning_curves(p: Pivot) -> list[tuple[str, str]]:
             for r in rows:
                 i, j = place[id(r)]
                 used.add((i, j))
-                _curve_panel(axes[i][j], r, f"{series_label(r, p)} · max_len {r.key['data.max_len']}",
+                _curve_panel(axes[i][j], r, f"{line_of[id(r)]} · max_len {r.key['data.max_len']}",
                              left=j == 0, right=j == ncols - 1)
             for i in range(nrows):
                 for j in range(ncols):
