@@ -71,11 +71,13 @@ def test_done_failed_and_skipped_cells(tmp_path: Path):
         assert m[name][0] is not None, name
     assert m["NDCG@10"][1] is not None and m["NDCG@10"][2] is not None
     assert len(store.epochs(done.id)) == 2
+    assert m["kcore_min_user"][0] == 5 and m["kcore_min_item"][0] == 5  # the synthetic default, resolved
     env = done.environment
     assert env["torch"] and env["device"] == "cpu" and "git_commit" in env and env["python"]
     store.close()
     again = run_bench(grid, out, data_dir=tmp_path / "data")  # done and failed are not re-run
     assert not again.ran and len(again.cached) == 2
+    assert "k-core users ≥ 5, items ≥ 5" in write_report(out).markdown.read_text()
 
 
 def comparable(csv_text: str) -> list[dict[str, str]]:

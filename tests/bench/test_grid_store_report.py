@@ -138,6 +138,21 @@ def test_cell_metrics_flattens_metrics_json():
     assert m["NDCG@10"] == (0.1, 0.05, 0.15) and m["Coverage@10"] == (0.5,)
     assert m["params"] == (10.0,) and m["utilisation_pct"] == (42.0,)
     assert m["valid/NDCG@10"] == (0.2,) and m["popularity/NDCG@10"] == (0.01,)
+    assert "kcore_min_user" not in m  # older metrics.json: nothing invented
+    assert cell_metrics({"kcore": {"min_user": 5, "min_item": 3}}, {}) == {"kcore_min_user": (5.0,),
+                                                                         "kcore_min_item": (3.0,)}
+
+
+def test_protocol_line_gives_the_resolved_kcore_of_a_dataset_default():
+    from seqrec.bench.pivot import protocol_line, resolved_config
+
+    cfg = {"data": {"name": "ml-1m", "min_user_interactions": None, "min_item_interactions": 2}}
+    resolved = resolved_config(cfg, {"kcore_min_user": (0.0,), "kcore_min_item": (2.0,)})
+    assert "k-core users ≥ 0, items ≥ 2" in protocol_line(resolved)
+    assert cfg["data"]["min_user_interactions"] is None  # the stored config is not modified
+    assert "k-core users ≥ dataset default, items ≥ 2" in protocol_line(resolved_config(cfg, {}))  # not recorded
+    explicit = {"data": {"min_user_interactions": 7, "min_item_interactions": 7}}
+    assert "users ≥ 7" in protocol_line(resolved_config(explicit, {"kcore_min_user": (5.0,)}))  # config wins
 
 
 # -- a fabricated store (tests/bench/bench_helpers.py): reports without training ------------------------

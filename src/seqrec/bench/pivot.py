@@ -196,6 +196,17 @@ def _protocol_parts(config: dict) -> tuple[str, str]:
             f"test metrics with 95% bootstrap CI ({e.get('bootstrap', '?')} resamples)")
 
 
+def resolved_config(config: dict, metrics: dict[str, tuple]) -> dict:
+    """``config`` with the k-core the run resolved (stored metrics ``kcore_min_user`` / ``kcore_min_item``) in place
+    of None (the dataset's default), so the protocol line gives the numbers; cells stored before the run recorded
+    them keep None ("dataset default")."""
+    data = dict(config.get("data", {}))
+    for key, metric in (("min_user_interactions", "kcore_min_user"), ("min_item_interactions", "kcore_min_item")):
+        if data.get(key, "?") is None and metrics.get(metric, (None,))[0] is not None:
+            data[key] = int(metrics[metric][0])
+    return {**config, "data": data}
+
+
 def protocol_line(config: dict) -> str:
     """The evaluation protocol of a cell, in one line (``?`` for settings an older config did not record)."""
     head, tail = _protocol_parts(config)
@@ -334,7 +345,7 @@ def build_pivot(store: ResultStore, columns: Sequence[Column] | None = None) -> 
         axes=axes,
         rows=rows,
         columns=cols,
-        protocol=protocol_lines([c.config for c in shown]),
+        protocol=protocol_lines([resolved_config(c.config, metrics.get(c.id, {})) for c in shown]),
         environment=list(dict.fromkeys(envs)),
         not_done=not_done,
         seeds=any(len(r.cells) > 1 for r in rows),

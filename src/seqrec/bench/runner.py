@@ -95,6 +95,8 @@ def cell_metrics(metrics: dict[str, Any], cell: dict[str, Any]) -> dict[str, tup
         for name, value in (entry.get("test") or {}).items():
             lo_hi = ci.get(name)
             out[f"{baseline}/{name}"] = (float(value), *(float(x) for x in lo_hi)) if lo_hi else (float(value),)
+    for side, value in (metrics.get("kcore") or {}).items():  # resolved k-core: the report's protocol line
+        out[f"kcore_{side}"] = (float(value),)
     if cell.get("utilisation_pct") is not None:
         out["utilisation_pct"] = (float(cell["utilisation_pct"]),)
     return out

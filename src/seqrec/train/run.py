@@ -199,7 +199,15 @@ def _summary(result: FitResult, data: PreparedData, params: int) -> dict[str, An
         "lr": epochs[-1]["lr"],
         "train_loss": best["train_loss"],
         "train_time_s": result.train_time_s,
+        **_kcore(data),
     }
+
+
+def _kcore(data: PreparedData) -> dict[str, Any]:
+    """metrics.json "kcore": the k-core thresholds the data was filtered with, after the dataset default filled the
+    config's None values (a report can then say "users >= 5", not "dataset default")."""
+    k = data.stats.get("kcore")
+    return {"kcore": {"min_user": int(k["min_user"]), "min_item": int(k["min_item"])}} if k else {}
 
 
 def build_for(
