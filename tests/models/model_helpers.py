@@ -39,3 +39,16 @@ def tiny(name: str, **overrides) -> SequenceModel:
         section.setdefault("slstm_at", [1])
     torch.manual_seed(0)
     return build_model(section, NUM_ITEMS, MAX_LEN)
+
+
+def assert_causal(model: SequenceModel, items: torch.Tensor, positions: tuple[int, ...]) -> None:
+    """Changing row 0's item at p leaves outputs before p (and every other row) unchanged, and changes p itself."""
+    with torch.no_grad():
+        base = model(items)  # (B, T, D)
+        for p in positions:
+            changed = items.clone()
+            changed[0, p] = 49 if items[0, p] != 49 else 48
+            out = model(changed)
+            torch.testing.assert_close(out[0, :p], base[0, :p], rtol=0, atol=1e-6)
+            assert not torch.allclose(out[0, p], base[0, p])
+            torch.testing.assert_close(out[1:], base[1:], rtol=0, atol=1e-6)  # rows are independent
