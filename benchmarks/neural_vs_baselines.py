@@ -7,7 +7,8 @@ Reads ``benchmarks/results/baselines.json`` (``benchmarks/baselines.py``: every 
 the ``metrics.json`` of each neural run directory (``seqrec train`` with a shipped recipe, same split and
 protocol: leave-one-out, full ranking, seen items filtered). Checks that each run's protocol and test-user count
 match the baselines' before putting them in one table. Writes ``benchmarks/results/neural_vs_baselines.json``
-and prints the Markdown table (test NDCG@10 / HR@10 with 95% bootstrap CIs, fit or train seconds) followed by
+(``--update``: rows of the given runs replace the stored rows of the same dataset and model, the other stored rows
+stay) and prints the Markdown table (test NDCG@10 / HR@10 with 95% bootstrap CIs, fit or train seconds) followed by
 each model's margin over the dataset's best baseline (difference, ratio, and whether the CIs overlap).
 """
 
@@ -91,6 +92,8 @@ def main() -> int:
     ap.add_argument("--baselines", type=Path, default=ROOT / "benchmarks" / "results" / "baselines.json")
     ap.add_argument("--run", action="append", default=[], help="DATASET=RUN_DIR (repeatable)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "neural_vs_baselines.json")
+    ap.add_argument("--update", action="store_true",
+                    help="keep the stored rows of --out that no --run replaces (same dataset and model)")
     args = ap.parse_args()
     base = {e["dataset"]: e for e in json.loads(args.baselines.read_text())["results"]}
     runs: dict[str, list[Path]] = {}
@@ -99,16 +102,23 @@ def main() -> int:
         if ds not in base:
             raise SystemExit(f"--run {spec}: no baselines for dataset {ds!r} in {args.baselines}")
         runs.setdefault(ds, []).append(Path(path))
+    stored = json.loads(args.out.read_text()) if args.update else {"commands": [], "datasets": []}
+    kept = {d["dataset"]: [r for r in d["rows"] if r["kind"] == "model"] for d in stored["datasets"]}
     report, text = [], []
-    for ds, paths in runs.items():
+    for ds in dict.fromkeys([*kept, *runs]):
         entry = base[ds]
-        rows = [run_row(p, entry["protocol"], entry["data"]["test_users"]) for p in paths] + baseline_rows(entry)
+        new = [run_row(p, entry["protocol"], entry["data"]["test_users"]) for p in runs.get(ds, [])]
+        by_name = {r["name"]: r for r in new}
+        rows = [by_name.get(r["name"], r) for r in kept.get(ds, [])]  # a replaced row keeps its place
+        rows += [r for r in new if r not in rows]
+        rows += baseline_rows(entry)
         marg = margins(rows)
         report.append({"dataset": ds, "protocol": entry["protocol"], "rows": rows, "margins": marg})
         text.append(markdown(ds, rows, marg))
     print("\n\n".join(text))
-    args.out.write_text(json.dumps({"command": " ".join(["python", "benchmarks/neural_vs_baselines.py", *sys.argv[1:]]),
-                                    "datasets": report}, indent=1) + "\n")
+    commands = stored.get("commands") or ([stored["command"]] if "command" in stored else [])
+    commands.append(" ".join(["python", "benchmarks/neural_vs_baselines.py", *sys.argv[1:]]))
+    args.out.write_text(json.dumps({"commands": commands, "datasets": report}, indent=1) + "\n")
     return 0
 
 
