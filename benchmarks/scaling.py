@@ -7,18 +7,19 @@ accuracy of the sizes that train to convergence here; a plot of HR@10 and sample
                                                                                        # the existing JSON
 
 Parts (``--parts``, comma-separated): ``params`` (every size, total and LoRA / iLoRA trainable share, built on the
-meta device), ``steps`` (each size x variant in its own process: ``--warmup`` untimed steps, then ``--steps``
-timed optimizer steps on ML-100K windows at ``--batch`` x max_len 50; a cell over ``--cell-timeout`` seconds is
-recorded as timed out, not guessed), ``profile`` (``--profile-size``, fp32 and bf16-mixed: seqrec's profiler,
-top 15 ops by self time), ``train`` (the recipe ``configs/bert4rec-ml-100k.yaml`` with ``model.size`` set, to
-early stopping, for sizes up to ``--train-max-params`` on ``--train-datasets``; ML-1M uses the SASRec file at
-max_len 200), ``plot``. Peak memory is CUDA ``max_memory_allocated`` on a GPU and the cell process's peak RSS on
-CPU (there it includes the data and Python, ~0.5 GB). On CPU every cell also records its step time in process CPU
-seconds (``step_cpu_s``; one thread, so waiting for a core on a shared machine is left out): the comparisons and the
-plot use it there. Variants: ``VARIANTS`` below; iLoRA is rank 4 split into 2
-experts (the ``peft`` defaults) on the attention and feed-forward linears, compiled with ``reduce-overhead`` as
-the seed report found default compile slow with adapters (both modes are rows). The seed's "AMP + compile: -75%
-step time, -40% memory" (130m, A100) is set against this table's ``bf16+compile`` vs ``fp32`` per size.
+meta device), ``steps`` (each size x variant in its own process: ``--warmup`` untimed steps, then ``--steps`` timed
+optimizer steps on ML-100K windows at ``--batch`` x max_len 50; a cell over ``--cell-timeout`` seconds is recorded
+as timed out, not guessed), ``profile`` (``--profile-size``, fp32 and bf16-mixed: seqrec's profiler, top 15 ops by
+self time), ``train`` (the recipe ``configs/bert4rec-ml-100k.yaml`` with ``model.size`` set, to early stopping, for
+sizes up to ``--train-max-params`` on ``--train-datasets``, at each learning rate of ``--train-lr`` (default: the
+recipe's); ML-1M uses the SASRec file at max_len 200; the plot takes each size's run with the best validation
+NDCG@10, never test), ``plot``. Peak memory is CUDA ``max_memory_allocated`` on a GPU and the cell process's peak
+RSS on CPU (there it includes the data and Python, ~0.5 GB). On CPU every cell also records its step time in process
+CPU seconds (``step_cpu_s``; one thread, so waiting for a core on a shared machine is left out): the comparisons and
+the plot use it there. Variants: ``VARIANTS`` below; iLoRA is rank 4 split into 2 experts (the ``peft`` defaults) on
+the attention and feed-forward linears, compiled with ``reduce-overhead`` as the seed report found default compile
+slow with adapters (both modes are rows). The seed's "AMP + compile: -75% step time, -40% memory" (130m, A100) is
+set against this table's ``bf16+compile`` vs ``fp32`` per size.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "bert4rec-ml-100k.yaml"
@@ -193,33 +196,36 @@ def train_part(sizes: list[str], datasets: list[str], max_params: float, params:
     ``keep(row)`` is called after every run (the caller saves the JSON), so an interrupted study keeps its
     finished runs."""
     rows = []
-    for dataset in datasets:
-        for size in sizes:
-            if params[size] > max_params:
+    # the row records the lr set (metrics.json's lr is the last epoch's, after any schedule)
+    recipe_lr = float(yaml.safe_load(RECIPE.read_text())["train"]["lr"])
+    lrs = [float(x) for x in args.train_lr.split(",")] if args.train_lr else [recipe_lr]
+    for dataset, size, lr in ((d, s, lr) for d in datasets for s in sizes for lr in lrs):
+        if params[size] > max_params:
+            continue
+        data = ["--set", "data.name=ml-100k"] if dataset == "ml-100k" else [
+            "--set", "data.name=file", "--set", f"data.path={Path(args.data_dir) / 'ml-1m' / 'ml-1m.txt'}",
+            "--set", "data.format=sasrec", "--set", "data.max_len=200"]
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "seqrec.cli", "train", "--config", str(RECIPE), "--output", tmp,
+                   "--data-dir", args.data_dir, *data, "--set", f"model.size={size}", "--set",
+                   f"train.threads={args.threads}", "--set", f"train.device={args.device}", "--set",
+                   "train.progress=false", "--set", f"train.lr={lr}"]
+            env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                rows.append({"dataset": dataset, "size": size, "lr": lr, "skipped": proc.stderr.strip()[-300:]})
                 continue
-            data = ["--set", "data.name=ml-100k"] if dataset == "ml-100k" else [
-                "--set", "data.name=file", "--set", f"data.path={Path(args.data_dir) / 'ml-1m' / 'ml-1m.txt'}",
-                "--set", "data.format=sasrec", "--set", "data.max_len=200"]
-            with tempfile.TemporaryDirectory() as tmp:
-                cmd = [sys.executable, "-m", "seqrec.cli", "train", "--config", str(RECIPE), "--output", tmp,
-                       "--data-dir", args.data_dir, *data, "--set", f"model.size={size}", "--set",
-                       f"train.threads={args.threads}", "--set", f"train.device={args.device}", "--set",
-                       "train.progress=false"]
-                env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-                t0 = time.perf_counter()
-                proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-                if proc.returncode != 0:
-                    rows.append({"dataset": dataset, "size": size, "skipped": proc.stderr.strip()[-300:]})
-                    continue
-                m = json.loads((Path(tmp) / "metrics.json").read_text())
-            rows.append({"dataset": dataset, "size": size, "params": m["total_params"],
-                         "test_HR@10": m["test"]["HR@10"], "test_NDCG@10": m["test"]["NDCG@10"],
-                         "test_ci95_HR@10": m["test_ci95"]["HR@10"], "epochs": m["epochs_trained"],
-                         "best_epoch": m["best_epoch"], "epoch_time_avg_s": m["epoch_time_avg_s"],
-                         "throughput_seq_s": m["throughput_seq_s"], "wall_s": time.perf_counter() - t0})
-            print(json.dumps(rows[-1]), flush=True)
-            if keep is not None:
-                keep(rows[-1])
+            m = json.loads((Path(tmp) / "metrics.json").read_text())
+        rows.append({"dataset": dataset, "size": size, "lr": lr, "params": m["total_params"],
+                     "valid_NDCG@10": m["valid"]["NDCG@10"],
+                     "test_HR@10": m["test"]["HR@10"], "test_NDCG@10": m["test"]["NDCG@10"],
+                     "test_ci95_HR@10": m["test_ci95"]["HR@10"], "epochs": m["epochs_trained"],
+                     "best_epoch": m["best_epoch"], "epoch_time_avg_s": m["epoch_time_avg_s"],
+                     "throughput_seq_s": m["throughput_seq_s"], "wall_s": time.perf_counter() - t0})
+        print(json.dumps(rows[-1]), flush=True)
+        if keep is not None:
+            keep(rows[-1])
     return rows
 
 
@@ -245,6 +251,18 @@ def seed_comparison(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def chosen_on_validation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (dataset, size), the trained run (one per learning rate) with the best validation NDCG@10."""
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        if "test_HR@10" not in r:
+            continue
+        key = (r["dataset"], r["size"])
+        if key not in best or r.get("valid_NDCG@10", 0.0) > best[key].get("valid_NDCG@10", 0.0):
+            best[key] = r
+    return list(best.values())
+
+
 def plot(result: dict[str, Any], path: Path) -> None:
     """Left: test HR@10 vs parameters (trained sizes, 95% CI). Right: training samples/s vs parameters per variant."""
     import matplotlib
@@ -253,7 +271,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    trained = [r for r in result.get("train", []) if "test_HR@10" in r]
+    trained = chosen_on_validation(result.get("train", []))
     for dataset in dict.fromkeys(r["dataset"] for r in trained):
         rows = sorted((r for r in trained if r["dataset"] == dataset), key=lambda r: r["params"])
         hr = [r["test_HR@10"] for r in rows]
@@ -306,6 +324,7 @@ def main() -> None:
     ap.add_argument("--profile-size", default="130m")
     ap.add_argument("--profile-variants", default="fp32,bf16-mixed")
     ap.add_argument("--train-sizes", default=",".join(SIZES))
+    ap.add_argument("--train-lr", default="", help="comma-separated learning rates per size (default: the recipe's)")
     ap.add_argument("--train-max-params", type=float, default=20e6)
     ap.add_argument("--train-datasets", default="ml-100k,ml-1m")
     ap.add_argument("--data-dir", default=os.environ.get("SEQREC_DATA_DIR", str(ROOT.parent / "shared" / "data")))
@@ -351,7 +370,7 @@ def main() -> None:
         params = {r["size"]: r["params"] for r in result.get("params", [])} or {
             r["size"]: r["params"] for r in params_part(list(SIZES))}
         def keep(row: dict[str, Any]) -> None:
-            result["train"] = _merge(result.get("train", []), [row], ("dataset", "size"))
+            result["train"] = _merge(result.get("train", []), [row], ("dataset", "size", "lr"))
             save()
 
         train_part(args.train_sizes.split(","), args.train_datasets.split(","), args.train_max_params, params, args,
