@@ -269,6 +269,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     trained = chosen_on_validation(result.get("train", []))
@@ -278,10 +279,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
         err = [[h - r["test_ci95_HR@10"][0] for h, r in zip(hr, rows, strict=True)],
                [r["test_ci95_HR@10"][1] - h for h, r in zip(hr, rows, strict=True)]]
         left.errorbar([r["params"] for r in rows], hr, yerr=err, marker="o", capsize=3, label=dataset)
+        for r, h in zip(rows, hr, strict=True):
+            left.annotate(f"{r['size']} (lr {r['lr']:g})" if "lr" in r else r["size"], (r["params"], h),
+                          textcoords="offset points", xytext=(5, 4), fontsize=8)
     if not trained:
         left.text(0.5, 0.5, "no size trained in this run", ha="center", transform=left.transAxes)
     left.set(xscale="log", xlabel="parameters", ylabel="test HR@10 (95% CI)",
-             title="accuracy (the recipe: early stopping within its epoch cap)")
+             title="accuracy (recipe's epoch cap; each size's lr chosen on validation)")
+    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log-axis minor labels overlap
     if trained:
         left.legend()
     steps = [r for r in result.get("steps", []) if "samples_s" in r]
