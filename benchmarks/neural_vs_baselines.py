@@ -109,14 +109,14 @@ def main() -> int:
         entry = base[ds]
         new = [run_row(p, entry["protocol"], entry["data"]["test_users"]) for p in runs.get(ds, [])]
         by_name = {r["name"]: r for r in new}
-        rows = [by_name.get(r["name"], r) for r in kept.get(ds, [])]  # a replaced row keeps its place
-        rows += [r for r in new if r not in rows]
+        rows = [by_name.pop(r["name"], r) for r in kept.get(ds, [])]  # a replaced row keeps its place
+        rows += by_name.values()
         rows += baseline_rows(entry)
         marg = margins(rows)
         report.append({"dataset": ds, "protocol": entry["protocol"], "rows": rows, "margins": marg})
         text.append(markdown(ds, rows, marg))
     print("\n\n".join(text))
-    commands = stored.get("commands") or ([stored["command"]] if "command" in stored else [])
+    commands = stored["commands"]
     commands.append(" ".join(["python", "benchmarks/neural_vs_baselines.py", *sys.argv[1:]]))
     args.out.write_text(json.dumps({"commands": commands, "datasets": report}, indent=1) + "\n")
     return 0

@@ -280,7 +280,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
                [r["test_ci95_HR@10"][1] - h for h, r in zip(hr, rows, strict=True)]]
         left.errorbar([r["params"] for r in rows], hr, yerr=err, marker="o", capsize=3, label=dataset)
         for r, h in zip(rows, hr, strict=True):
-            left.annotate(f"{r['size']} (lr {r['lr']:g})" if "lr" in r else r["size"], (r["params"], h),
+            left.annotate(f"{r['size']} (lr {r['lr']:g})", (r["params"], h),
                           textcoords="offset points", xytext=(5, 4), fontsize=8)
     if not trained:
         left.text(0.5, 0.5, "no size trained in this run", ha="center", transform=left.transAxes)
