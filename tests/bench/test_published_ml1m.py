@@ -11,10 +11,11 @@ from bench_helpers import load_benchmark_script
 published = load_benchmark_script("published_ml1m")
 
 
-def _run(tmp: Path, seed: int, ndcg: float, ranking: str = "full") -> Path:
-    d = tmp / f"run{seed}-{ranking}"
+def _run(tmp: Path, seed: int, ndcg: float, ranking: str = "full",
+         train: str = "batch_size: 128, patience: 10") -> Path:
+    d = tmp / f"run{seed}-{ranking}-{len(list(tmp.iterdir()))}"
     d.mkdir()
-    (d / "config.yaml").write_text(f"train: {{seed: {seed}}}\nloss: {{name: ce}}\nmodel: {{name: sasrec}}\n"
+    (d / "config.yaml").write_text(f"train: {{seed: {seed}, {train}}}\nloss: {{name: ce}}\nmodel: {{name: sasrec}}\n"
                                    "data: {name: ml-1m, max_len: 200}\n")
     metrics = {
         "protocol": {"split": "leave_one_out", "ranking": ranking, "filter_seen": True, "max_len": 200},
@@ -57,6 +58,13 @@ def test_a_run_of_another_recipe_is_refused(tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(SystemExit, match=r"model.hidden=None, row 'gsasrec' is configs/gsasrec-ml-1m.yaml with "
                                          r"model.hidden=128"):
         published.main(["--add", f"gsasrec={ce_run}"])
+    # the SASRec CE recipes differ only in training settings: each run lands in its own recipe's row
+    fast_run = _run(tmp_path, 42, 0.18, train="batch_size: 32, scheduler: cosine, patience: 50, length_grouping: 50")
+    with pytest.raises(SystemExit, match=r"train.batch_size=32, row 'sasrec-ce' is configs/sasrec-ml-1m.yaml"):
+        published.main(["--add", f"sasrec-ce={fast_run}"])
+    assert published.run_entry("sasrec-ce-fast", fast_run)["row"] == "sasrec-ce-fast"
+    with pytest.raises(SystemExit, match=r"train.patience=10, row 'sasrec-ce-long'"):
+        published.main(["--add", f"sasrec-ce-long={ce_run}"])
     for row, spec in published.ROWS.items():  # every row names a recipe that exists
         assert (published.ROOT / spec["recipe"]).is_file(), row
     assert not (tmp_path / "published.json").exists()
