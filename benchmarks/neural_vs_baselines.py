@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from seqrec.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -118,7 +120,7 @@ def main() -> int:
     print("\n\n".join(text))
     commands = stored["commands"]
     commands.append(" ".join(["python", "benchmarks/neural_vs_baselines.py", *sys.argv[1:]]))
-    args.out.write_text(json.dumps({"commands": commands, "datasets": report}, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps({"commands": commands, "datasets": report}, indent=1) + "\n")
     return 0
 
 

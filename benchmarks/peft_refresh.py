@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from seqrec.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "refresh"
 RECIPE = ROOT / "configs" / "bert4rec-ml-100k.yaml"
@@ -329,7 +331,7 @@ def main() -> None:
               "lr_trials": trials, "chosen_lr": chosen, "summary": summarise(rows), "rows": rows,
               "wall_s": time.perf_counter() - t0, "load_avg": os.getloadavg(), "fast": args.fast}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(Path(args.out), json.dumps(result, indent=1) + "\n")
     for v, e in result["summary"].items():
         ratio = e.get("vs_full", {})
         print(f"{v:8s} NDCG@10 {e['test_NDCG@10_mean']:.4f} ± {e['test_NDCG@10_sd']:.4f}  vs full "

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from seqrec.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "sasrec-ml-100k.yaml"
 VARIANTS: dict[str, list[str]] = {
@@ -171,7 +173,7 @@ def main() -> None:
         "cpu": os.cpu_count(),
         "rows": rows,
     }
-    out.write_text(json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(payload, indent=2) + "\n")
     print(f"wrote {out}")
 
 

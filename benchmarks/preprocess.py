@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seqrec.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "preprocess.json"
 TARGET_SECONDS = 20.0
@@ -404,7 +406,7 @@ def main() -> int:
     ok = result["same_output_all_formats"] and all(r["same_checksum_every_repeat"] for r in result["runs"].values())
     ok = ok and result.get("reference_preprocess", {}).get("same_checksum_as_fast", True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     return 0 if ok else 1
 
 

@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seqrec.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CONFIGS = ROOT / "configs"
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cost:
         result = cost(args.steps)
         path = args.output or RESULTS / "recformer_scientific_cost.json"
-        path.write_text(json.dumps(result, indent=1) + "\n")
+        atomic_write_text(path, json.dumps(result, indent=1) + "\n")
         for name, r in result["rows"].items():
             print(f"{name:55s} step {r['step_s']:7.3f} s x {r['steps_per_epoch']:6d} steps/epoch -> epoch "
                   f"{r['epoch_s'] / 3600:6.2f} h, at the cap ({r['epochs_cap']} epochs) "
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     out = run_rows(rows, work, args.quick)
     path = args.output or RESULTS / ("recformer_scientific_quick.json" if args.quick else "recformer_scientific.json")
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(out, indent=1) + "\n")
     print(f"{len(out)} rows in {time.perf_counter() - t0:.0f} s; wrote {path}")
     return 0
 

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from seqrec.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -79,7 +81,7 @@ def main() -> int:
     }
     print(json.dumps(result, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     return 0 if same else 1
 
 

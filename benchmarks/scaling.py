@@ -36,6 +36,8 @@ from typing import Any
 
 import yaml
 
+from seqrec.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "bert4rec-ml-100k.yaml"
 OUT = ROOT / "benchmarks" / "results" / "scaling.json"
@@ -354,7 +356,7 @@ def main() -> None:
 
     def save() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1) + "\n")
+        atomic_write_text(out, json.dumps(result, indent=1) + "\n")
 
     if "params" in parts:
         result["params"] = _merge(result.get("params", []), params_part(sizes), ("size",))

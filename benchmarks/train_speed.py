@@ -22,6 +22,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from seqrec.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -89,7 +91,7 @@ def main() -> None:
     Console().print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "rows": rows}, indent=2) + "\n")
+    atomic_write_text(out, json.dumps({"command": "python " + " ".join(sys.argv), "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}")
 
 
