@@ -330,7 +330,6 @@ def main() -> None:
               "protocol": __doc__.split("Protocol", 1)[1].strip(), "q_old": Q_OLD, "old_models": list(olds.values()),
               "lr_trials": trials, "chosen_lr": chosen, "summary": summarise(rows), "rows": rows,
               "wall_s": time.perf_counter() - t0, "load_avg": os.getloadavg(), "fast": args.fast}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.out), json.dumps(result, indent=1) + "\n")
     for v, e in result["summary"].items():
         ratio = e.get("vs_full", {})

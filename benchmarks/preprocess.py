@@ -405,7 +405,6 @@ def main() -> int:
     print(f"environment: {json.dumps(result['environment'])}")
     ok = result["same_output_all_formats"] and all(r["same_checksum_every_repeat"] for r in result["runs"].values())
     ok = ok and result.get("reference_preprocess", {}).get("same_checksum_as_fast", True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     return 0 if ok else 1
 

@@ -29,22 +29,23 @@ from seqrec.io import atomic_write_json
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "published_ml1m.json"
 
+SASREC_PLUS = {"NDCG@10": 0.1821, "HR@10": 0.3152, "source": "SASRec+ (Klenitskiy & Vasilev, RecSys 2023)"}
 # row -> (what it is, the recipe's command, the published test NDCG@10 / HR@10 on ml-1m.txt and where from)
 ROWS: dict[str, dict[str, Any]] = {
     "sasrec-ce": {
         "what": "SASRec, full cross-entropy, max_len 200",
         "recipe": "configs/sasrec-ml-1m.yaml",
-        "published": {"NDCG@10": 0.1821, "HR@10": 0.3152, "source": "SASRec+ (Klenitskiy & Vasilev, RecSys 2023)"},
+        "published": SASREC_PLUS,
     },
     "sasrec-ce-long": {
         "what": "SASRec, full cross-entropy, max_len 200, patience 20",
         "recipe": "configs/sasrec-ml-1m-long.yaml",
-        "published": {"NDCG@10": 0.1821, "HR@10": 0.3152, "source": "SASRec+ (Klenitskiy & Vasilev, RecSys 2023)"},
+        "published": SASREC_PLUS,
     },
     "sasrec-ce-fast": {
         "what": "SASRec, full cross-entropy, max_len 200, annealed 20-epoch schedule",
         "recipe": "configs/sasrec-ml-1m-fast.yaml",
-        "published": {"NDCG@10": 0.1821, "HR@10": 0.3152, "source": "SASRec+ (Klenitskiy & Vasilev, RecSys 2023)"},
+        "published": SASREC_PLUS,
     },
     "gsasrec": {
         "what": "gSASRec (256 negatives, t 0.75), max_len 200",

@@ -80,7 +80,6 @@ def main() -> int:
         "command": "python benchmarks/recommend_speed.py " + " ".join(sys.argv[1:]),
     }
     print(json.dumps(result, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     return 0 if same else 1
 

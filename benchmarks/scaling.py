@@ -346,6 +346,7 @@ def main() -> None:
     batch = args.batch or (128 if cuda else 16)
     warmup = args.warmup if args.warmup is not None else (3 if cuda else 1)
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)  # the plot may be written before the first save
     result: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
     result.setdefault("commands", []).append("python benchmarks/" + " ".join([Path(__file__).name, *sys.argv[1:]]))
     result["seed_130m"] = SEED_130M
@@ -355,7 +356,6 @@ def main() -> None:
             "warmup": warmup, "steps": args.steps}
 
     def save() -> None:
-        out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, json.dumps(result, indent=1) + "\n")
 
     if "params" in parts:

@@ -90,7 +90,6 @@ def main() -> None:
                         for c in cols))
     Console().print(table)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps({"command": "python " + " ".join(sys.argv), "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}")
 
